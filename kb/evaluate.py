@@ -1,0 +1,118 @@
+"""Retrieval evaluation on the project's labelled questions (tests/eval/*.jsonl).
+
+A question is answered at rank r when the hit at r comes from one of its `relevant` documents
+and (when given) its passage contains every `must_contain` string. One third of the questions
+(by a hash of their id, so nobody picks them) is held out: no tuning decision looks at it, and it
+is reported separately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from kb.errors import InputError
+from kb.normalize import normalize
+
+METHODS = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    relevant: tuple[str, ...]
+    must_contain: tuple[str, ...] = ()
+    kind: str = "colloquial"
+
+    @property
+    def split(self) -> str:
+        return "heldout" if int(hashlib.sha256(self.id.encode()).hexdigest(), 16) % 3 == 0 else "tune"
+
+
+def load_questions(path: Path) -> list[Question]:
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise InputError(f"No question files at {path}; pass --questions FILE.jsonl or a folder of them.")
+    out: list[Question] = []
+    for file in files:
+        if file.name.startswith("offtopic"):
+            continue  # questions the knowledge base must NOT answer: used by the chat's calibration
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                out.append(Question(
+                    id=str(row["id"]),
+                    question=str(row["question"]),
+                    relevant=tuple(row["relevant"]),
+                    must_contain=tuple(row.get("must_contain") or ()),
+                    kind=str(row.get("kind", "colloquial")),
+                ))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{file}:{number}: not a valid question ({exc}).") from None
+    return out
+
+
+def is_answer(question: Question, doc_id: str, heading: str, text: str) -> bool:
+    if doc_id not in question.relevant:
+        return False
+    haystack = normalize(f"{heading}\n{text}")
+    return all(normalize(s) in haystack for s in question.must_contain)
+
+
+def first_rank(question: Question, hits: Iterable[Any]) -> int | None:
+    for hit in hits:
+        if is_answer(question, hit.doc_id, hit.heading, hit.text):
+            return hit.rank
+    return None
+
+
+def metrics(ranks: list[int | None]) -> dict[str, float]:
+    n = max(len(ranks), 1)
+    return {
+        "n": len(ranks),
+        "hit@1": sum(1 for r in ranks if r is not None and r <= 1) / n,
+        "hit@3": sum(1 for r in ranks if r is not None and r <= 3) / n,
+        "hit@5": sum(1 for r in ranks if r is not None and r <= 5) / n,
+        "mrr@10": sum(1.0 / r for r in ranks if r is not None and r <= 10) / n,
+    }
+
+
+def evaluate(kb: Any, questions: list[Question], methods: Iterable[str] = METHODS) -> dict[str, Any]:
+    """{method: {split: metrics}} plus the per-question ranks and the misses of hybrid."""
+    results: dict[str, Any] = {"methods": {}, "questions": len(questions)}
+    per_question: dict[str, dict[str, int | None]] = {q.id: {} for q in questions}
+    for method in methods:
+        ranks = {}
+        for q in questions:
+            ranks[q.id] = first_rank(q, kb.search(q.question, 10, mode=method))
+            per_question[q.id][method] = ranks[q.id]
+        by_split: dict[str, Any] = {"all": metrics(list(ranks.values()))}
+        for split in ("tune", "heldout"):
+            by_split[split] = metrics([ranks[q.id] for q in questions if q.split == split])
+        kinds = sorted({q.kind for q in questions})
+        by_split["kinds"] = {k: metrics([ranks[q.id] for q in questions if q.kind == k]) for k in kinds}
+        results["methods"][method] = by_split
+    results["misses"] = [
+        {"id": q.id, "question": q.question, "split": q.split, "ranks": per_question[q.id]}
+        for q in questions
+        if (per_question[q.id].get("hybrid") or 99) > 3
+    ]
+    return results
+
+
+def format_table(results: dict[str, Any], split: str = "all") -> str:
+    splits = ["tune", "heldout", "all"] if split == "all" else [split]
+    lines = ["| method | split | n | hit@1 | hit@3 | hit@5 | MRR@10 |", "|---|---|---|---|---|---|---|"]
+    for method, by_split in results["methods"].items():
+        for s in splits:
+            m = by_split[s]
+            lines.append(
+                f"| {method} | {s} | {m['n']} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['hit@5']:.3f} | {m['mrr@10']:.3f} |"
+            )
+    return "\n".join(lines)

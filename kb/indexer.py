@@ -1,0 +1,318 @@
+"""Building the index: corpus -> documents -> chunks -> entries -> embeddings + BM25 -> a new build.
+
+Builds are serialised by a lock file, written into a temporary folder, published by renaming and
+flipping CURRENT, and skipped when nothing changed. Unchanged chunk texts reuse cached vectors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from kb import __version__
+from kb.chunking import ChunkingParams, chunk_document
+from kb.config import Settings
+from kb.embed import Embedder, load_embedder, model_location, prepare_model
+from kb.embed_cache import EmbeddingCache, text_key
+from kb.errors import BuildLockedError, KBError
+from kb.ingest import scan_corpus
+from kb.manifest import FORMAT_VERSION, Manifest, write_manifest
+from kb.sparse import build_bm25
+from kb.store import BUILDS, Entry, current_build_id, file_table, load_manifest, prune_builds, publish_build, write_jsonl
+from kb.tokenize import Tokenizer, get_tokenizer
+from kb.types import Chunk, Document
+from kb.vectors import build_dense_index
+
+LOCK_FILE = ".build.lock"
+StageFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class BuildReport:
+    index_dir: str
+    build_id: str
+    up_to_date: bool = False
+    documents: int = 0
+    chunks: int = 0
+    entries: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    embedded: int = 0
+    reused: int = 0
+    pruned: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            return f"Index {self.build_id} is up to date ({self.documents} documents, {self.chunks} chunks)."
+        return (
+            f"Built {self.build_id}: {self.documents} documents, {self.chunks} chunks, {self.entries} entries; "
+            f"added {len(self.added)}, changed {len(self.changed)}, removed {len(self.removed)}, "
+            f"reused {self.reused} embeddings, embedded {self.embedded} in {self.seconds:.1f}s."
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Exclusive lock for writers; the OS releases it if the process dies."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LOCK_FILE
+    fh = path.open("a+")
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "unknown"
+                    raise BuildLockedError(
+                        f"Another build is running on {index_dir} (pid {holder}). Wait for it to finish, "
+                        "or pass --wait SECONDS to queue behind it."
+                    ) from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def new_build_id() -> str:
+    # Sortable by time; the random tail keeps two builds in one second apart.
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def compatibility_key(settings: Settings, tokenizer: Tokenizer, model_name: str) -> dict[str, object]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model_name,
+        "tokenizer": tokenizer.fingerprint,
+        "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": "lucene"},
+        "chunking": ChunkingParams(settings.chunk_min_chars, settings.chunk_max_chars).to_dict(),
+        "dense_exact_max": settings.exact_max_vectors,
+    }
+
+
+def _manifest_key(m: Manifest) -> dict[str, object]:
+    return {
+        "format_version": m.format_version,
+        "model": m.model.get("name"),
+        "tokenizer": m.tokenizer,
+        "bm25": m.bm25,
+        "chunking": m.chunking,
+        "dense_exact_max": m.dense.get("exact_max"),
+    }
+
+
+def build_index(
+    settings: Settings,
+    *,
+    force: bool = False,
+    embedder: Embedder | None = None,
+    tokenizer: Tokenizer | None = None,
+    on_stage: StageFn | None = None,
+    lock_wait: float = 0.0,
+) -> BuildReport:
+    started = time.perf_counter()
+    index_dir = settings.index
+    stage = on_stage or (lambda *_: None)
+    timings: dict[str, float] = {}
+
+    def mark(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 3)
+        return now
+
+    t = time.perf_counter()
+    scan = scan_corpus(settings.corpus, max_file_mb=settings.max_file_mb)  # fails before any write
+    t = mark("scan", t)
+    tokenizer = tokenizer or get_tokenizer(oov_bigrams=settings.oov_bigrams, query_expansion=settings.query_expansion)
+    model_name = embedder.name if embedder is not None else model_location(settings).name
+    with build_lock(index_dir, lock_wait):
+        live = current_build_id(index_dir)
+        previous: Manifest | None = None
+        if live:
+            try:
+                previous = load_manifest(index_dir / BUILDS / live)
+            except KBError:
+                previous = None  # a broken live build is simply replaced
+        key = compatibility_key(settings, tokenizer, model_name)
+        report = BuildReport(index_dir=str(index_dir), build_id=live or "", warnings=list(scan.warnings))
+        report.documents = len(scan.documents)
+        old_files = previous.corpus_files if previous else {}
+        report.added = sorted(set(scan.files) - set(old_files))
+        report.removed = sorted(set(old_files) - set(scan.files))
+        report.changed = sorted(k for k in scan.files if k in old_files and old_files[k] != scan.files[k])
+        if (
+            previous is not None
+            and not force
+            and _manifest_key(previous) == key
+            and old_files == scan.files
+            and (index_dir / BUILDS / live / "manifest.json").is_file()
+        ):
+            report.up_to_date = True
+            report.chunks = previous.counts.get("chunks", 0)
+            report.entries = previous.counts.get("entries", 0)
+            report.seconds = round(time.perf_counter() - started, 3)
+            return report
+
+        if embedder is None:
+            prepare_model(settings)
+            embedder = load_embedder(settings)
+        t = mark("load", t)
+        params = ChunkingParams(settings.chunk_min_chars, settings.chunk_max_chars)
+        chunks: list[Chunk] = [c for doc in scan.documents for c in chunk_document(doc, params)]
+        t = mark("chunk", t)
+        cache = EmbeddingCache(index_dir / "cache", embedder.name, embedder.dim)
+        passage_keys = [text_key("passage", c.context_text()) for c in chunks]
+        chunk_vectors = _embed_cached(
+            [c.context_text() for c in chunks], passage_keys, cache, embedder.encode_passages, report,
+            lambda done, total: stage("embed", done, total),
+        )
+        questions = _question_rows(scan.documents)
+        question_keys = [text_key("query", q) for _, q in questions]
+        question_vectors = _embed_cached(
+            [q for _, q in questions], question_keys, cache, embedder.encode_queries, report, None
+        )
+        t = mark("embed", t)
+        entries = [Entry(i, "chunk", c.context_text()) for i, c in enumerate(chunks)]
+        entries += _question_entries(chunks, chunk_vectors, questions, question_vectors)
+        vectors = np.vstack([chunk_vectors, question_vectors]) if len(question_vectors) else chunk_vectors
+        stage("index", 0, 1)
+        dense, dense_params = build_dense_index(
+            vectors, exact_max=settings.exact_max_vectors, hnsw_m=settings.hnsw_m, ef_search=settings.hnsw_ef_search
+        )
+        dense_params["exact_max"] = settings.exact_max_vectors
+        bm25 = build_bm25([tokenizer.tokens(e.text) for e in entries], k1=settings.bm25_k1, b=settings.bm25_b)
+        t = mark("index", t)
+
+        build_id = new_build_id()
+        tmp_dir = index_dir / BUILDS / f".{build_id}.tmp"
+        try:
+            tmp_dir.mkdir(parents=True)
+            _write_build(tmp_dir, scan.documents, chunks, entries, dense, bm25)
+            manifest = Manifest(
+                format_version=FORMAT_VERSION,
+                build_id=build_id,
+                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                kb_version=__version__,
+                model={"name": embedder.name, "dim": int(embedder.dim),
+                       "prepared_from": getattr(getattr(embedder, "location", None), "prepared_from", "")},
+                tokenizer=tokenizer.fingerprint,
+                bm25={"k1": settings.bm25_k1, "b": settings.bm25_b, "method": "lucene"},
+                chunking=params.to_dict(),
+                dense=dense_params,
+                counts={"documents": len(scan.documents), "chunks": len(chunks), "entries": len(entries)},
+                corpus={"root": str(settings.corpus), "files": scan.files},
+                files=file_table(tmp_dir),
+                warnings=list(scan.warnings),
+                timings=dict(timings),
+            )
+            write_manifest(tmp_dir, manifest)
+            publish_build(index_dir, tmp_dir, build_id)
+        except BaseException as exc:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            if isinstance(exc, OSError):
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                hint = " Free some disk space and" if exc.errno == errno.ENOSPC else ""
+                raise KBError(
+                    f"Writing the new index build failed ({reason}); the live index is unchanged.{hint} run `kb build` again."
+                ) from None
+            raise
+        report.pruned = prune_builds(index_dir)
+        try:
+            cache.save(set(passage_keys) | set(question_keys))
+        except OSError as exc:  # the build is live; a cache that cannot be saved only costs time
+            report.warnings.append(f"embedding cache not saved ({exc}); the next build re-embeds everything")
+        mark("write", t)
+        report.build_id = build_id
+        report.chunks = len(chunks)
+        report.entries = len(entries)
+        report.timings = timings
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+
+def _embed_cached(texts, keys, cache, encode, report, progress) -> np.ndarray:
+    vectors: list[np.ndarray | None] = [cache.get(k) for k in keys]
+    missing = [i for i, v in enumerate(vectors) if v is None]
+    report.reused += len(texts) - len(missing)
+    report.embedded += len(missing)
+    if missing:
+        fresh = encode([texts[i] for i in missing], progress) if progress else encode([texts[i] for i in missing])
+        for i, vec in zip(missing, fresh):
+            vectors[i] = vec
+            cache.put(keys[i], vec)
+    elif progress:
+        progress(len(texts), len(texts))
+    if not vectors:
+        return np.zeros((0, cache.dim), dtype=np.float32)
+    return np.vstack(vectors).astype(np.float32)
+
+
+def _question_rows(documents: tuple[Document, ...]) -> list[tuple[str, str]]:
+    return [(doc.doc_id, q) for doc in documents for q in doc.questions]
+
+
+def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> list[Entry]:
+    """An FAQ question key points at the chunk of its document that answers it best."""
+    by_doc: dict[str, list[int]] = {}
+    for i, c in enumerate(chunks):
+        by_doc.setdefault(c.doc_id, []).append(i)
+    entries: list[Entry] = []
+    for (doc_id, question), vec in zip(questions, question_vectors):
+        ids = by_doc.get(doc_id)
+        if not ids:
+            continue
+        best = ids[int(np.argmax(chunk_vectors[ids] @ vec))]
+        entries.append(Entry(best, "question", question))
+    return entries
+
+
+def _write_build(tmp_dir: Path, documents, chunks, entries, dense, bm25) -> None:
+    import faiss
+
+    write_jsonl(tmp_dir / "documents.jsonl", [_document_row(d) for d in documents])
+    write_jsonl(tmp_dir / "chunks.jsonl", [c.to_dict() for c in chunks])
+    write_jsonl(tmp_dir / "entries.jsonl", [{"chunk": e.chunk, "kind": e.kind, "text": e.text} for e in entries])
+    faiss.write_index(dense, str(tmp_dir / "dense.faiss"))
+    bm25.save(str(tmp_dir / "bm25"))
+
+
+def _document_row(doc: Document) -> dict[str, object]:
+    return {
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "format": doc.format,
+        "sha256": doc.sha256,
+        "licences": list(doc.licences),
+        "topics": list(doc.topics),
+        "sources": [{"name": s.name, "url": s.url} for s in doc.sources],
+        "updated": doc.updated,
+        "effective": doc.effective,
+        "superseded_by": doc.superseded_by,
+        "questions": list(doc.questions),
+        "text": doc.text,
+    }

@@ -1,0 +1,53 @@
+"""Text normalisation shared by indexing, queries and message understanding.
+
+Users type traditional characters and full-width digits ("呼叫中心證３月到期"); the corpus is
+simplified with half-width digits. Both sides go through `normalize` before tokenizing or parsing,
+so "證" matches "证" and "３" matches "3". Displayed text is never normalised.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_FULLWIDTH_OFFSET = 0xFEE0
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    # opencc-python-reimplemented is pure Python; its dictionaries load once per process.
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_halfwidth(text: str) -> str:
+    """Full-width ASCII variants (U+FF01..U+FF5E) and the ideographic space become half-width."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xFF01 <= code <= 0xFF5E:
+            out.append(chr(code - _FULLWIDTH_OFFSET))
+        elif code == 0x3000:
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese characters become simplified (OpenCC t2s)."""
+    return _t2s().convert(text)
+
+
+def clean(text: str) -> str:
+    """Drop control characters, zero-width marks and lone surrogates; keep newlines and tabs."""
+    text = _SURROGATES.sub("", text)
+    return _CONTROL.sub("", text)
+
+
+def normalize(text: str) -> str:
+    """The canonical form for matching: cleaned, half-width, simplified, ASCII lower-cased."""
+    return to_simplified(to_halfwidth(clean(text))).lower()

@@ -1,0 +1,731 @@
+"""Understanding one user message: which licence, which failure causes, and when it expires.
+
+Pure and fast (regular expressions over the normalised message, no jieba): the chat calls
+`extract` on every turn and `merge` to carry the situation across turns.
+
+Expiry-date selection rule (the part most likely to go wrong, so stated once here):
+  1. Every date-like expression is a candidate: absolute dates (2027年3月15日, 2027-03-15,
+     二〇二七年三月十五日), relative ones (明年3月, 下个月10号, 月底, 去年底) and spans
+     (还有两个月, 90天后, 过期两个月了). A candidate directly followed by another event's verb
+     (提交/申请/驳回/发证/取得/…起) is about that event and never becomes the expiry date.
+  2. If any candidate shares a clause (text between , 。 ; ! ? and newlines) with an expiry cue
+     (到期 届满 期满 过期 失效 有效期 截止 逾期 超期), the one nearest to a cue wins; a date right after
+     至/到 (the end of a range) counts as touching the cue; ties go to the later candidate.
+  3. Otherwise a date without a cue is taken only when it is the only candidate in the message,
+     its clause names no other event (提交, 驳回, 年报, 开会, …), the message is about a licence
+     or its renewal, and nothing contradicts it (a future date while the user says it already
+     expired, or a past date while the user says it is about to expire).
+  4. Otherwise no date. Nothing is ever inferred from "快到期了" or from an issue date.
+When the chosen candidate is not a real calendar date (2027年2月30日, 13月) the result is no date.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from functools import lru_cache
+
+from kb.normalize import normalize
+from kb.vocabulary import Vocabulary, load_vocabulary
+
+_SPACES = re.compile(r"[^\S\n]+")
+GENERIC_LICENCE = "vats"  # the umbrella VATS licence: any specific licence named with it wins
+EXPIRED = "expired"  # the cause id that the date arithmetic can also establish
+
+
+@dataclass(frozen=True)
+class Situation:
+    licence: str | None = None  # licence id from vocabulary.yaml, None when not said
+    causes: tuple[str, ...] = ()  # cause ids from vocabulary.yaml `causes`, in order of mention
+    expires_on: date | None = None  # expiry date of the licence, only when the user gave one
+    date_precision: str | None = None  # "day" | "month" | "approximate" (relative spans)
+    date_text: str | None = None  # the (normalised) words the date was read from
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> Situation:
+    """What one message says about the user's licence, renewal problems and expiry date."""
+    # Horizontal whitespace runs become one space, so every pattern below can use " ?" where it
+    # would use r"\s*": adjacent optional r"\s*" groups backtrack polynomially on long runs.
+    text = _SPACES.sub(" ", normalize(message or ""))
+    if not text.strip():
+        return Situation()
+    matchers = _matchers(vocabulary or load_vocabulary())
+    clauses = _Clauses(text)
+
+    licence = _find_licence(text, clauses, matchers)
+    keywords = matchers.causes.find(text)
+    mentions = _find_causes(text, clauses, keywords)  # (position, cause id), expired excluded
+    expired_at = _expired_keyword(text, clauses, keywords)
+    past_clauses = _past_clauses(text, clauses)
+
+    chosen = _choose_date(text, today, clauses, past_clauses, expired_at is not None)
+    if chosen is not None and chosen.value is None:
+        chosen = None  # "2027年2月30日到期": the user meant a date, but not a real one
+
+    # Whether the licence has already expired: a date decides when there is one (a future date
+    # with "过期" in it is just the expiry verb); otherwise the user's own words decide.
+    if chosen is not None and chosen.value is not None:  # (value is never None here; for mypy)
+        is_expired = chosen.value < today  # a licence is still valid on its expiry day
+        expired_pos = chosen.start if expired_at is None else expired_at
+    else:
+        is_expired = expired_at is not None
+        expired_pos = len(text) if expired_at is None else expired_at
+    if is_expired:
+        mentions.append((expired_pos, EXPIRED))
+
+    causes: list[str] = []
+    for _, cause in sorted(mentions, key=lambda m: m[0]):
+        if cause not in causes:
+            causes.append(cause)
+
+    if chosen is None:
+        return Situation(licence=licence, causes=tuple(causes))
+    return Situation(
+        licence=licence,
+        causes=tuple(causes),
+        expires_on=chosen.value,
+        date_precision=chosen.precision,
+        date_text=chosen.text,
+    )
+
+
+def merge(previous: Situation, update: Situation) -> Situation:
+    """The situation after another turn.
+
+    A newly named licence replaces the old one, except that the generic VATS licence does not
+    replace a specific one (a call-centre licence *is* a VATS licence). A new date replaces the
+    old date with its precision and text. Causes accumulate without duplicates; when the new turn
+    carries a date, whether the licence has expired follows that date (the user corrected it).
+    """
+    licence = previous.licence
+    if update.licence is not None and not (update.licence == GENERIC_LICENCE and previous.licence is not None):
+        licence = update.licence
+
+    old_causes = previous.causes
+    if update.expires_on is not None and EXPIRED not in update.causes:
+        old_causes = tuple(c for c in old_causes if c != EXPIRED)
+    causes = old_causes + tuple(c for c in update.causes if c not in old_causes)
+
+    merged = replace(previous, licence=licence, causes=causes)
+    if update.expires_on is not None:
+        merged = replace(
+            merged,
+            expires_on=update.expires_on,
+            date_precision=update.date_precision,
+            date_text=update.date_text,
+        )
+    return merged
+
+
+# --------------------------------------------------------------------------------------------
+# Clauses
+# --------------------------------------------------------------------------------------------
+
+# After normalisation "，；！？" are half-width. "." ends a clause only when it is not between
+# digits (2027.3.15); ":" does not (到期日:2027年3月15日).
+_CLAUSE_BREAK = re.compile(r"[,;!?。\n]|(?<![0-9])\.|\.(?![0-9])")
+
+
+class _Clauses:
+    """Clause index of every position in a text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.breaks = [m.start() for m in _CLAUSE_BREAK.finditer(text)]
+
+    def of(self, pos: int) -> int:
+        return bisect_right(self.breaks, pos)
+
+    def start(self, pos: int) -> int:
+        i = self.of(pos)
+        return self.breaks[i - 1] + 1 if i else 0
+
+    def end(self, pos: int) -> int:
+        i = self.of(pos)
+        return self.breaks[i] if i < len(self.breaks) else len(self.text)
+
+    def prefix(self, pos: int) -> str:
+        """Text from the clause start up to `pos`."""
+        return self.text[self.start(pos) : pos]
+
+    def clause(self, pos: int) -> str:
+        return self.text[self.start(pos) : self.end(pos)]
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary matchers (compiled once per vocabulary)
+# --------------------------------------------------------------------------------------------
+
+_LATIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+class _TermScanner:
+    """Leftmost-longest matching of many fixed terms, indexed by first character.
+
+    One regex alternation over ~200 terms costs ~1 ms per message (Python's `re` tries every
+    alternative at every position); a dict lookup per character is ~20x cheaper. Terms with a
+    Latin letter or digit at an edge need a non-alphanumeric neighbour there, so "sp" does not
+    match inside "isp" nor "b24" inside "b245", while "icp备案" still contains "icp".
+    """
+
+    def __init__(self, terms: dict[str, str]) -> None:
+        index: dict[str, list[tuple[str, str]]] = {}
+        for term in sorted(terms, key=lambda t: (-len(t), t)):
+            index.setdefault(term[0], []).append((term, terms[term]))
+        self._index = index
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        found: list[tuple[int, int, str]] = []
+        i, n = 0, len(text)
+        while i < n:
+            for term, value in self._index.get(text[i], ()):
+                j = i + len(term)
+                if not text.startswith(term, i):
+                    continue
+                if term[0] in _LATIN and i > 0 and text[i - 1] in _LATIN:
+                    continue
+                if term[-1] in _LATIN and j < n and text[j] in _LATIN:
+                    continue
+                found.append((i, j, value))
+                i = j
+                break
+            else:
+                i += 1
+        return found
+
+
+@dataclass(frozen=True)
+class _Matchers:
+    licences: _TermScanner
+    causes: _TermScanner
+
+
+def _terms(entries: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Normalised term -> id; whitespace inside a term collapses to one space as in messages."""
+    out: dict[str, str] = {}
+    for entry_id, words in entries.items():
+        for word in words:
+            key = " ".join(normalize(word).split())
+            if key:
+                out.setdefault(key, entry_id)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _matchers(vocabulary: Vocabulary) -> _Matchers:
+    return _Matchers(
+        licences=_TermScanner(_terms({k: (*v.aliases, *v.codes) for k, v in vocabulary.licences.items()})),
+        causes=_TermScanner(_terms({k: v.keywords for k, v in vocabulary.causes.items()})),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Negation
+# --------------------------------------------------------------------------------------------
+
+# "不是材料问题", "并非人员原因": a negator before the term in the same clause, with no contrast
+# word between them ("不是材料问题，是人员资质不够" keeps the staff cause).
+_NEGATOR = re.compile(r"并不是|(?<!是)不是|并非|不属于|不涉及|不存在|不在于|排除")
+_CONTRAST = re.compile(r"而是|但是|但|而|是|只是|反而|其实")
+# "材料没问题", "材料齐全": a denial right after the term.
+_DENIAL_AFTER = re.compile(
+    r" ?(?:方面|这块|这一块|这边|的)? ?(?:都|也|倒|是|应该)? ?"
+    r"(?:没问题|没有问题|没什么问题|没啥问题|不是问题|不是原因|不是重点|齐全|齐了|是齐的|都齐|不缺|没缺|无关|没关系)"
+)
+_NEG_WINDOW = 10  # characters before a term searched for a negator
+
+
+def _negated(text: str, clauses: _Clauses, start: int, end: int, *, denial_after: bool = True) -> bool:
+    lo = max(clauses.start(start), start - _NEG_WINDOW)
+    window = text[lo:start]
+    for neg in _NEGATOR.finditer(window):
+        if not _CONTRAST.search(window[neg.end() :]):
+            return True
+    return denial_after and bool(_DENIAL_AFTER.match(text, end, clauses.end(start)))
+
+
+# --------------------------------------------------------------------------------------------
+# Licence
+# --------------------------------------------------------------------------------------------
+
+
+def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> str | None:
+    """The last specific licence mentioned (users switch: "那ICP证呢"); the generic VATS licence
+    only when nothing more specific is named; negated mentions ("不是ICP证") are skipped."""
+    # Only a negator before the name counts: "呼叫中心证没问题" still names the licence.
+    found = [(s, lid) for s, e, lid in m.licences.find(text) if not _negated(text, clauses, s, e, denial_after=False)]
+    specific = [lid for _, lid in found if lid != GENERIC_LICENCE]
+    if specific:
+        return specific[-1]
+    return GENERIC_LICENCE if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# Causes
+# --------------------------------------------------------------------------------------------
+
+
+def _find_causes(text: str, clauses: _Clauses, keywords: list[tuple[int, int, str]]) -> list[tuple[int, str]]:
+    """(position, cause id) of every non-negated cause keyword except `expired`, which has its
+    own tense-aware rule (`_expired_keyword`)."""
+    return [(s, cid) for s, e, cid in keywords if cid != EXPIRED and not _negated(text, clauses, s, e)]
+
+
+# "快到期了", "还没过期", "要是过期了": not a statement that the licence has expired.
+_NOT_YET = re.compile(
+    r"(?:还没有|还没|没有|没|未|尚未|还未|并未|并没有|不会|不|别|快要|就要|将要|即将|马上|快|要|将|会|(?<!早)就|还有)"
+    r" ?(?:都|也)? ?$"
+)
+_HYPOTHETICAL = re.compile(
+    r"如果|万一|假如|要是|假设|以免|避免|防止|担心|害怕|怕|会不会|是否|是不是|有没有|能不能|可不可以"
+)
+_QUESTION_AFTER = re.compile(r" ?了? ?(?:吗|嘛|么|没有? ?(?:[?呢啊]|$))")
+
+
+_ASSERT_WINDOW = 20  # characters before an expiry word searched for doubt or negation
+
+
+def _asserts_expiry(text: str, clauses: _Clauses, start: int, end: int) -> bool:
+    """True when an expiry word at [start, end) states a fact, not a future, question or doubt."""
+    prefix = clauses.prefix(start)[-_ASSERT_WINDOW:]
+    if _NOT_YET.search(prefix) or _HYPOTHETICAL.search(prefix) or _NEGATOR.search(prefix[-4:]):
+        return False
+    return not _QUESTION_AFTER.match(text, end)
+
+
+def _expired_keyword(text: str, clauses: _Clauses, keywords: list[tuple[int, int, str]]) -> int | None:
+    """Position of the first `expired` keyword the user asserts (已经过期, 过期了, 失效, …)."""
+    for s, e, cid in keywords:
+        if cid == EXPIRED and _asserts_expiry(text, clauses, s, e):
+            return s
+    return None
+
+
+# Explicit past tense: decides whether a date without a year ("3月15号已经过期了") is the last
+# occurrence rather than the next one.
+_PAST = re.compile(
+    r"已经?(?:过期|到期|失效|届满)|早(?:就|已)(?:过期|到期|失效)|(?:过期|到期|失效|届满)了|逾期|超期|错过了"
+)
+
+
+def _past_clauses(text: str, clauses: _Clauses) -> set[int]:
+    return {clauses.of(p.start()) for p in _PAST.finditer(text) if _asserts_expiry(text, clauses, p.start(), p.end())}
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers and calendar arithmetic
+# --------------------------------------------------------------------------------------------
+
+_CN_DIGIT = {
+    "零": 0,
+    "〇": 0,
+    "○": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+
+
+def _int(token: str) -> int | None:
+    """Arabic or Chinese numerals ("15", "十五", "二十八", "一百八十") -> int."""
+    if not token:
+        return None
+    if token.isascii() and token.isdigit():
+        return int(token)
+    total, current = 0, 0
+    for ch in token:
+        if ch in _CN_DIGIT:
+            current = current * 10 + _CN_DIGIT[ch] if current else _CN_DIGIT[ch]
+        elif ch == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif ch == "百":
+            total += (current or 1) * 100
+            current = 0
+        else:
+            return None
+    return total + current
+
+
+def _year(token: str) -> int | None:
+    """A written year: "2027", "27" (-> 2027), "二〇二七" / "二零二七" (digit by digit)."""
+    if token.isascii() and token.isdigit():
+        return 2000 + int(token) if len(token) == 2 else int(token)
+    digits = [_CN_DIGIT.get(ch) for ch in token]
+    if any(d is None for d in digits):
+        return None
+    return int("".join(str(d) for d in digits))
+
+
+def add_months(d: date, months: int) -> date:
+    """Calendar month arithmetic clamped to the month end: Jan 31 + 1 month = Feb 28 (or 29)."""
+    index = d.year * 12 + (d.month - 1) + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(d.day, last))
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+_MIN_YEAR, _MAX_YEAR = 1990, 2199  # outside: a typo or a licence number, not an expiry year
+
+
+def _valid_year(year: int | None) -> int:
+    if year is None or not _MIN_YEAR <= year <= _MAX_YEAR:
+        raise ValueError("year out of range")
+    return year
+
+
+# --------------------------------------------------------------------------------------------
+# Date candidates
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    start: int
+    end: int
+    text: str
+    value: date | None  # None: looked like a date but is not a real one (2027年2月30日)
+    precision: str
+
+
+_CN = "零〇○一二两三四五六七八九十百"
+_NB = rf"(?<![0-9{_CN}])"  # no numeral directly before
+_MON = r"(?P<m>[0-9]{1,2}|[一二三四五六七八九十]{1,2})"  # "两月" is a span word, never a month
+_DAYPART = (
+    r"(?:(?P<d>[0-9]{1,2}|[一二三四五六七八九十]{1,3}) ?[日号]"
+    r"|(?P<dbare>[0-9]{1,2})(?![0-9]| ?[个天周年月%])"
+    r"|(?P<part>底|末|初|上旬|中旬|下旬))"
+)
+_REL_YEAR = {"前年": -2, "去年": -1, "今年": 0, "本年": 0, "明年": 1, "后年": 2}
+_REL_MONTH = {
+    "上个月": -1,
+    "上月": -1,
+    "这个月": 0,
+    "这月": 0,
+    "本月": 0,
+    "当月": 0,
+    "下个月": 1,
+    "下月": 1,
+    "下下个月": 2,
+}
+_REL_DAY = {"前天": -2, "昨天": -1, "今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
+# Month parts: the first day of the part (conservative for deadline advice), the end for 底/末.
+_PART_DAY = {"初": 1, "上旬": 1, "中旬": 11, "下旬": 21}
+
+_ISO = re.compile(
+    r"(?<![0-9./-])(?P<y>[0-9]{4}) ?(?P<sep>[-/.]) ?(?P<m>[0-9]{1,2})"
+    r"(?: ?(?P=sep) ?(?P<d>[0-9]{1,2}))?(?![0-9])(?: ?[日号])?"
+)
+_YMD = re.compile(
+    rf"{_NB}(?:(?P<y>[0-9]{{4}}|[零〇○一二三四五六七八九]{{4}})|(?P<y2>[0-9]{{2}})) ?年 ?(?:的)? ?"
+    rf"{_MON} ?月份? ?{_DAYPART}?"
+)
+_YEAR_END = re.compile(rf"{_NB}(?P<y>[0-9]{{4}}|[零〇○一二三四五六七八九]{{4}}) ?年 ?(?:年底|年末|底|末)")
+_REL_YMD = re.compile(rf"(?P<ry>前年|去年|今年|本年|明年|后年) ?(?:的)? ?{_MON} ?月份? ?{_DAYPART}?")
+_REL_YEAR_END = re.compile(
+    r"(?P<ry>前年|去年|今年|本年|明年|后年) ?(?:年底|年末|底|末)|(?<![0-9〇○零一二三四五六七八九])(?:年底|年末)"
+)
+_REL_MONTH_RE = re.compile(
+    r"(?P<rm>下下个月|下个月|下月|上个月|上月|这个月|这月|本月|当月) ?(?:的)? ?"
+    r"(?:(?P<d>[0-9]{1,2}|[一二三四五六七八九十]{1,3}) ?[日号]|(?P<dbare>[0-9]{1,2})(?![0-9]| ?[个天周年月%])"
+    r"|(?P<part>底|末|初|上旬|中旬|下旬))?"
+)
+_MONTH_END = re.compile(r"(?<![0-9一二三四五六七八九十个上下本这当])月(?P<part>底|末)")
+_MD = re.compile(rf"{_NB}(?<!年){_MON} ?月份? ?{_DAYPART}?")
+_REL_DAY_RE = re.compile(
+    r"(?P<rd>前天|昨天|今天|今日|明天|明日|后天)(?= ?(?:就|将|要|会|已经|已|也){0,3} ?(?:到期|过期|失效|届满))"
+)
+
+_SPAN = (
+    rf"(?P<n>[0-9]{{1,6}}|[{_CN}]{{1,8}})? ?(?P<h1>半)? ?(?P<ge>个)? ?(?P<h2>半)? ?多? ?"
+    r"(?P<unit>天|日|周|星期|礼拜|月|年)(?P<h3>半)?多?"
+)
+_SPAN_AHEAD = re.compile(
+    r"(?P<pre>(?:有效期还有|还有|还剩|剩下|剩余|剩|仅剩|只剩|只有|仅有|不到|不足|大概|大约|约|差不多|将近|接近|再过){1,3})"
+    rf" ?(?:就|也就)? ?{_SPAN}(?! ?(?:前|以前|之前))"
+)
+_SPAN_AFTER = re.compile(rf"{_NB}{_SPAN} ?(?:后|以后|之后|内|以内|之内)")
+_SPAN_SINCE = re.compile(
+    r"(?<!距)(?<!离)(?:过期|到期|失效|逾期|超期) ?了? ?(?:已经|已|快|将近|近|差不多|有|都|大概|大约|约){0,3} ?"
+    rf"{_SPAN}(?! ?(?:后|以后|之后|内|以内|之内))(?: ?多?了)?"
+)
+_SPAN_AGO = re.compile(rf"{_NB}{_SPAN} ?(?:前|以前|之前) ?(?:就|已经|已|早就){{0,2}} ?(?:过期|到期|失效)了?")
+
+
+def _day_in_month(year: int, month: int, match: re.Match[str]) -> tuple[date, str]:
+    """The date a (year, month, day-or-part) match means, and its precision."""
+    d, dbare, part = match.group("d"), match.group("dbare"), match.group("part")
+    if d or dbare:
+        day = _int(d or dbare)
+        if day is None:
+            raise ValueError("bad day")
+        return date(year, month, day), "day"
+    if part in ("底", "末"):
+        return _month_end(year, month), "month"
+    return date(year, month, _PART_DAY.get(part or "", 1)), "month"
+
+
+def _month_of(match: re.Match[str]) -> int:
+    month = _int(match.group("m"))
+    if month is None or not 1 <= month <= 12:
+        raise ValueError("bad month")
+    return month
+
+
+def _clamp_current_month(value: date, precision: str, today: date, past: bool) -> date:
+    """A month-level date in the current month ("11月到期" said on 11-28) is not taken to be in
+    the past unless the user says so: the first of the month would claim an expiry nobody stated."""
+    if precision == "month" and not past and (value.year, value.month) == (today.year, today.month):
+        return max(value, today)
+    return value
+
+
+def _next_occurrence(month: int, match: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    """A date without a year: the next one on or after today, or the last one on or before today
+    when the clause says it already expired. Month-only dates compare by month."""
+    step = -1 if past else 1
+    year = today.year
+    for _ in range(9):  # 2月29日 may need up to 8 years to find a leap year
+        try:
+            value, precision = _day_in_month(year, month, match)
+        except ValueError:
+            if match.group("d") or match.group("dbare"):
+                day = _int(match.group("d") or match.group("dbare")) or 0
+                if month == 2 and day == 29:
+                    year += step
+                    continue
+            raise
+        if precision == "day":
+            ok = value <= today if past else value >= today
+        else:
+            ok = (year, month) <= (today.year, today.month) if past else (year, month) >= (today.year, today.month)
+        if ok:
+            return value, precision
+        year += step
+    raise ValueError("no occurrence")
+
+
+def _span(match: re.Match[str]) -> tuple[int, int] | None:
+    """(months, days) of a span match, or None when it is not a span ("3月" is March)."""
+    n_text, unit = match.group("n"), match.group("unit")
+    half = bool(match.group("h1") or match.group("h2") or match.group("h3"))
+    n = _int(n_text) if n_text else None
+    if n_text and n is None:
+        return None
+    if n is None and not match.group("h1"):
+        return None
+    if unit == "月" and not (match.group("ge") or match.group("h1")):
+        return None
+    if unit in ("星期", "礼拜") and n is None:
+        return None
+    n = n or 0
+    if n > 100 * 366:  # not a licence's remaining life
+        return None
+    if unit == "年":
+        return n * 12 + (6 if half else 0), 0
+    if unit == "月":
+        return n, 15 if half else 0
+    if unit in ("周", "星期", "礼拜"):
+        return 0, n * 7 + (3 if half else 0)
+    return 0, n  # 天, 日
+
+
+def _shift(today: date, span: tuple[int, int], sign: int) -> date:
+    months, days = span
+    return add_months(today, sign * months) + timedelta(days=sign * days)
+
+
+_Builder = Callable[[re.Match[str], date, bool], tuple[date, str]]
+
+
+def _build_iso(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    year, month = _valid_year(int(m.group("y"))), int(m.group("m"))
+    if m.group("d"):
+        return date(year, month, int(m.group("d"))), "day"
+    return date(year, month, 1), "month"
+
+
+def _build_ymd(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    year = _valid_year(_year(m.group("y") or m.group("y2")))
+    return _day_in_month(year, _month_of(m), m)
+
+
+def _build_year_end(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return date(_valid_year(_year(m.group("y"))), 12, 31), "month"
+
+
+def _build_rel_ymd(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return _day_in_month(today.year + _REL_YEAR[m.group("ry")], _month_of(m), m)
+
+
+def _build_rel_year_end(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return date(today.year + _REL_YEAR[m.group("ry") or "今年"], 12, 31), "month"
+
+
+def _build_rel_month(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    first = add_months(today.replace(day=1), _REL_MONTH[m.group("rm")])
+    return _day_in_month(first.year, first.month, m)
+
+
+def _build_month_end(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return _month_end(today.year, today.month), "month"
+
+
+def _build_md(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return _next_occurrence(_month_of(m), m, today, past)
+
+
+def _build_rel_day(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return today + timedelta(days=_REL_DAY[m.group("rd")]), "day"
+
+
+def _span_builder(sign: int) -> _Builder:
+    def build(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+        span = _span(m)
+        if span is None:
+            raise LookupError("not a span")
+        return _shift(today, span, sign), "approximate"
+
+    return build
+
+
+# Highest priority first: a later pattern never reuses text an earlier one matched.
+_PATTERNS: tuple[tuple[re.Pattern[str], _Builder], ...] = (
+    (_ISO, _build_iso),
+    (_YMD, _build_ymd),
+    (_YEAR_END, _build_year_end),
+    (_REL_YMD, _build_rel_ymd),
+    (_REL_YEAR_END, _build_rel_year_end),
+    (_REL_MONTH_RE, _build_rel_month),
+    (_MONTH_END, _build_month_end),
+    (_MD, _build_md),
+    (_REL_DAY_RE, _build_rel_day),
+    (_SPAN_AGO, _span_builder(-1)),
+    (_SPAN_SINCE, _span_builder(-1)),
+    (_SPAN_AHEAD, _span_builder(1)),
+    (_SPAN_AFTER, _span_builder(1)),
+)
+
+
+_FUTURE_MARK = re.compile(r"快要|就要|将要|即将|马上|还有|还剩|还没|尚未|还未|以后|之后|明年|后年|下个月|下月")
+
+
+def _in_past(text: str, clauses: _Clauses, pos: int, past_clauses: set[int]) -> bool:
+    """Whether a date without a year at `pos` should be read backwards: its clause says the
+    licence already expired, or another clause does and this one has no sign of the future
+    ("3月15号,已经过期了" -> the last 15 March)."""
+    if clauses.of(pos) in past_clauses:
+        return True
+    return bool(past_clauses) and not _FUTURE_MARK.search(clauses.clause(pos))
+
+
+_MAX_CANDIDATES = 64  # more date-like strings than this is not a message about one licence
+
+
+def _candidates(text: str, today: date, clauses: _Clauses, past_clauses: set[int]) -> list[_Candidate]:
+    taken: list[tuple[int, int]] = []
+    found: list[_Candidate] = []
+    for pattern, build in _PATTERNS:
+        for m in pattern.finditer(text):
+            start, end = m.span()
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            if end <= start or any(start < e and s < end for s, e in taken):
+                continue
+            past = _in_past(text, clauses, start, past_clauses)
+            try:
+                value, precision = build(m, today, past)
+                value = _clamp_current_month(value, precision, today, past)
+            except LookupError:
+                continue  # matched the shape of a span but is not one: not a candidate at all
+            except (ValueError, OverflowError):
+                value, precision = None, "day"
+            if len(found) >= _MAX_CANDIDATES:
+                break
+            taken.append((start, end))
+            found.append(_Candidate(start, end, text[start:end].strip(), value, precision))
+    return sorted(found, key=lambda c: c.start)
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing the expiry date
+# --------------------------------------------------------------------------------------------
+
+_EXPIRY_CUE = re.compile(r"到期|届满|期满|过期|失效|有效期|截止|逾期|超期")
+# A date directly followed by another event's verb is that event's date ("去年12月提交的申请").
+_OTHER_EVENT_AFTER = re.compile(
+    r" ?(?:的|就|才|被|已经|已|我们|我|公司|左右)? ?(?:前|之前|以前)? ?(?:要|得|需要|必须)? ?"
+    r"(?:起|开始|生效|提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|下证|下的证|发证|发的|颁发|签发|"
+    r"取得|拿到|拿证|获得|成立|注册|变更|办的|办理|交的|交了|通知|批的|批准|批下来|开会|补正|整改|年报|报送)"
+)
+_OTHER_EVENT = re.compile(
+    r"提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|通知|下证|发证|颁发|签发|取得|拿到|拿证|获得|成立|"
+    r"注册|变更|年报|开会|会议|补正|整改|处罚|约谈|面谈|上报|办理|去办|打电话|来电|批准|报送"
+)
+_RANGE_END_BEFORE = re.compile(r"(?:至|到|~|—|-|－) ?$")
+_ABOUT_RENEWAL = re.compile(r"续期|续证|续办|延续|换证|许可|有效期|到期|过期|届满|失效|证(?!明)")
+_NOT_YET_EXPIRED = re.compile(r"(?:快要|就要|将要|即将|马上|快|还没有?|尚未|还未|没有?) ?(?:到期|过期|失效|届满)")
+
+
+def _cue_distance(c: _Candidate, text: str, clauses: _Clauses) -> int | None:
+    lo, hi = clauses.start(c.start), clauses.end(c.start)
+    if _EXPIRY_CUE.search(text, c.start, c.end):
+        return 0  # spans like "过期两个月了" contain their cue
+    distances = []
+    for cue in _EXPIRY_CUE.finditer(text, lo, hi):
+        if cue.end() <= c.start:
+            distances.append(c.start - cue.end())
+        elif cue.start() >= c.end:
+            distances.append(cue.start() - c.end)
+        else:
+            distances.append(0)
+    if not distances:
+        return None
+    if _RANGE_END_BEFORE.search(text, lo, c.start):
+        return 0  # "有效期2022年3月15日至2027年3月15日": the range end is the expiry
+    return min(distances)
+
+
+def _choose_date(
+    text: str, today: date, clauses: _Clauses, past_clauses: set[int], says_expired: bool
+) -> _Candidate | None:
+    all_dates = _candidates(text, today, clauses, past_clauses)
+    candidates = [c for c in all_dates if not _OTHER_EVENT_AFTER.match(text, c.end)]
+    if not candidates:
+        return None
+    cued = [(d, c) for c in candidates if (d := _cue_distance(c, text, clauses)) is not None]
+    if cued:
+        return min(cued, key=lambda dc: (dc[0], -dc[1].start))[1]
+
+    # Rule 3: a lone date with no expiry cue in its clause.
+    if len(all_dates) != 1 or len(candidates) != 1:
+        return None
+    lone = candidates[0]
+    if _OTHER_EVENT.search(clauses.clause(lone.start)) or not _ABOUT_RENEWAL.search(text):
+        return None
+    if lone.value is not None:
+        if says_expired and lone.value > today:
+            return None
+        if _NOT_YET_EXPIRED.search(text) and lone.value < today:
+            return None
+    return lone

@@ -1,0 +1,172 @@
+"""Chinese tokenization for BM25: normalisation, jieba search mode, a domain dictionary,
+curated stopwords, optional character bigrams for out-of-vocabulary runs, and query expansion
+with domain synonyms.
+
+Why search mode: it emits both the whole word and its dictionary sub-words, so a user's short
+word matches the corpus's long one. Measured in ../shared/notes/embedding-model.md: plain `lcut`
+made BM25 weak enough that fusion hurt. jieba's own `cut_for_search` only emits sub-words of 2 and
+3 characters, which loses 呼叫中心 inside 呼叫中心证 and 许可证 inside 经营许可证; `search_words`
+emits dictionary sub-words of every length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kb.config import DATA_DIR
+from kb.normalize import normalize
+
+TOKENIZER_VERSION = 1
+USERDICT = DATA_DIR / "userdict.txt"
+STOPWORDS = DATA_DIR / "stopwords.txt"
+SYNONYMS = DATA_DIR / "synonyms.yaml"
+VOCABULARY = DATA_DIR / "vocabulary.yaml"
+
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_WORD = re.compile(r"[\w\u3400-\u9fff]", re.U)
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """A query as groups of alternatives: a passage matching any member of a group matches it."""
+
+    groups: tuple[tuple[str, ...], ...]
+
+    @property
+    def tokens(self) -> list[str]:
+        return [t for g in self.groups for t in g]
+
+
+class Tokenizer:
+    """One jieba instance per Tokenizer (not jieba's global one), so tests can build their own."""
+
+    def __init__(
+        self,
+        *,
+        oov_bigrams: bool = False,
+        query_expansion: bool = True,
+        userdict: Path = USERDICT,
+        stopwords: Path = STOPWORDS,
+        synonyms: Path = SYNONYMS,
+        vocabulary: Path = VOCABULARY,
+    ) -> None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self.oov_bigrams = oov_bigrams
+        self.query_expansion = query_expansion
+        self._paths = {"userdict": userdict, "stopwords": stopwords, "synonyms": synonyms, "vocabulary": vocabulary}
+        self.stopwords = frozenset(
+            w.strip() for w in stopwords.read_text(encoding="utf-8").splitlines() if w.strip() and not w.startswith("#")
+        )
+        groups = yaml.safe_load(synonyms.read_text(encoding="utf-8"))["groups"]
+        self.synonym_groups = tuple(tuple(normalize(str(w)) for w in g) for g in groups)
+        self._synonyms: dict[str, set[str]] = {}
+        for group in self.synonym_groups:
+            for word in group:
+                self._synonyms.setdefault(word, set()).update(group)
+        self._jieba = jieba.Tokenizer()
+        self._jieba.initialize()
+        self._jieba.load_userdict(str(userdict))
+        # Licence aliases and synonyms are domain words too: keep them whole.
+        vocab = yaml.safe_load(vocabulary.read_text(encoding="utf-8"))
+        extra = [normalize(a) for lic in vocab["licences"].values() for a in lic.get("aliases", [])]
+        extra += [w for g in self.synonym_groups for w in g]
+        for word in extra:
+            # Only pure-Han words: jieba already splits Latin runs ("icp证" -> icp, 证), and a mixed
+            # dictionary word would hide "icp" from a corpus that writes "ICP许可证".
+            if len(word) > 1 and all(_HAN.match(ch) for ch in word):
+                # No explicit frequency: jieba suggests one high enough to keep the word whole.
+                self._jieba.add_word(word)
+        self._fingerprint = self._compute_fingerprint()
+
+    # -- indexing ---------------------------------------------------------------------------
+    def tokens(self, text: str) -> list[str]:
+        """Index tokens of a passage (normalised, search mode, stopwords removed)."""
+        words = self.search_words(normalize(text))
+        out = [w for w in words if w and _WORD.search(w) and w not in self.stopwords]
+        if self.oov_bigrams:
+            out.extend(self._oov_bigrams(words))
+        return out
+
+    def search_words(self, text: str) -> list[str]:
+        """jieba's precise cut, each long word followed by its dictionary sub-words."""
+        freq = self._jieba.FREQ
+        out: list[str] = []
+        for word in self._jieba.cut(text, HMM=True):
+            word = word.strip()
+            if not word:
+                continue
+            if len(word) > 2:
+                for n in range(2, len(word)):
+                    out.extend(word[i:i + n] for i in range(len(word) - n + 1) if freq.get(word[i:i + n]))
+            out.append(word)
+        return out
+
+    def _oov_bigrams(self, words: list[str]) -> list[str]:
+        """Character bigrams over runs of single Han characters, which is what jieba leaves of
+        words it does not know (typos, rare terms)."""
+        grams: list[str] = []
+        run: list[str] = []
+        for w in [*words, ""]:
+            if len(w) == 1 and _HAN.match(w):
+                run.append(w)
+                continue
+            grams.extend(run[i] + run[i + 1] for i in range(len(run) - 1))
+            run = []
+        return grams
+
+    # -- queries ----------------------------------------------------------------------------
+    def query_terms(self, query: str) -> QueryTerms:
+        """Query tokens, each expanded with its domain synonyms into a group of alternatives."""
+        seen: set[str] = set()
+        groups: list[tuple[str, ...]] = []
+        for token in self.tokens(query):
+            if token in seen:
+                continue
+            group = {token}
+            if self.query_expansion:
+                group |= self._synonyms.get(token, set())
+            seen |= group
+            groups.append(tuple(sorted(group, key=lambda w: (w != token, w))))
+        return QueryTerms(tuple(groups))
+
+    # -- identity ---------------------------------------------------------------------------
+    def _compute_fingerprint(self) -> dict[str, object]:
+        import jieba
+
+        files = {name: hashlib.sha256(path.read_bytes()).hexdigest()[:16] for name, path in self._paths.items()}
+        return {
+            "version": TOKENIZER_VERSION,
+            "jieba": jieba.__version__,
+            "mode": "search_words",
+            "oov_bigrams": self.oov_bigrams,
+            "files": files,
+        }
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        """What built an index's BM25 side; an index whose fingerprint differs must be rebuilt.
+        (query_expansion is query-side only, so it is not part of it.)"""
+        return dict(self._fingerprint)
+
+
+_TOKENIZERS: dict[tuple[bool, bool], Tokenizer] = {}
+
+
+def get_tokenizer(*, oov_bigrams: bool = False, query_expansion: bool = True) -> Tokenizer:
+    """The process-wide tokenizer for these options (jieba's dictionary loads once, ~1 s)."""
+    key = (oov_bigrams, query_expansion)
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = Tokenizer(oov_bigrams=oov_bigrams, query_expansion=query_expansion)
+    return _TOKENIZERS[key]
+
+
+def clear_cache() -> None:
+    _TOKENIZERS.clear()

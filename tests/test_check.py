@@ -1,0 +1,105 @@
+import datetime as dt
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kb.check import check_corpus
+from kb.cli import main
+from tests_support import REAL_CORPUS
+
+GOOD = """---
+title: 年报的基本要求
+licences: [vats]
+topics: [annual-report]
+sources:
+  - name: 《电信业务经营许可管理办法》（工业和信息化部令第42号）
+    url: https://www.lawfaq.cn/law/27-2071-5.html
+updated: 2026-11-28
+---
+
+持证企业每年第一季度报送上一年度的经营信息。
+
+## 没报的后果
+
+限期内仍不补报的，会被列入电信业务经营不良名单。
+"""
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def messages(root: Path) -> list[str]:
+    problems, _ = check_corpus(root, today=dt.date(2026, 11, 28))
+    return [str(p) for p in problems]
+
+
+def test_the_real_corpus_is_clean():
+    problems, count = check_corpus(REAL_CORPUS)
+    assert count >= 30
+    assert [str(p) for p in problems] == []
+
+
+def test_a_good_document_passes(tmp_path):
+    write(tmp_path, "a.md", GOOD)
+    assert messages(tmp_path) == []
+
+
+def test_front_matter_problems_name_file_and_line(tmp_path):
+    bad = GOOD.replace("licences: [vats]", "licences: [vats, mobile-game]").replace(
+        "topics: [annual-report]", "topics: [annual-report]\ncolour: red"
+    ).replace("updated: 2026-11-28\n", "")
+    path = write(tmp_path, "a.md", bad)
+    out = messages(tmp_path)
+    assert f"{path}:3: unknown licence 'mobile-game'" in "\n".join(out)
+    assert f"{path}:5: unknown front matter field 'colour'" in "\n".join(out)
+    assert f"{path}:1: missing front matter field 'updated'" in out
+
+
+def test_duplicate_titles_no_sources_and_no_front_matter(tmp_path):
+    write(tmp_path, "a.md", GOOD)
+    write(tmp_path, "b.md", GOOD)
+    write(tmp_path, "c.md", GOOD.replace("title: 年报的基本要求", "title: 另一个").split("sources:")[0] + "updated: 2026-11-28\n---\n\n正文。\n")
+    write(tmp_path, "d.md", "# 没有前置信息\n\n正文。\n")
+    out = "\n".join(messages(tmp_path))
+    assert "b.md:2: duplicate title, also used by a.md" in out
+    assert "c.md:1: missing front matter field 'sources'" in out
+    assert "d.md:1: no YAML front matter" in out
+
+
+def test_body_problems(tmp_path):
+    body = GOOD + "\n## 空的小节\n\n## 联系我们\n\n" + "咨询请拨打13812345678或400-123-4567，微信号：abc12345，邮箱 a@b.cn。\n"
+    body += "详情见 https://example.com/ad 。\n"
+    body += "呼叫中心證續期要提前。\n"
+    body += "乱码锟斤拷出现了。\n"
+    body += "很长" * 200 + "。\n"
+    path = write(tmp_path, "a.md", body)
+    out = "\n".join(messages(tmp_path))
+    assert f"{path}:17: empty section '空的小节'" in out
+    for what in ("phone number '13812345678'", "e-mail address", "WeChat/QQ id", "URL 'https://example.com/ad'",
+                 "traditional characters", "mojibake", "paragraph of 401 characters"):
+        assert what in out
+    # the URL in sources is allowed; a years-and-amounts line is not a phone number
+    assert "lawfaq" not in out
+    write(tmp_path, "b.md", GOOD.replace("年报的基本要求", "其他") + "\n2017年修订后注册资本100万元，审查60日，95字头号码。\n")
+    assert not [m for m in messages(tmp_path) if "b.md" in m]
+
+
+def test_invalid_utf8_is_reported_with_its_line(tmp_path):
+    (tmp_path / "a.md").write_bytes(GOOD.encode("utf-8") + "第二行\n".encode("gbk"))
+    assert any(":16: invalid UTF-8" in m for m in messages(tmp_path))
+
+
+def test_cli_exit_codes(tmp_path):
+    write(tmp_path, "a.md", GOOD)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["check", "--corpus", str(tmp_path)])
+    assert ok.exit_code == 0
+    write(tmp_path, "b.md", GOOD.replace("[vats]", "[nope]").replace("年报的基本要求", "另一篇"))
+    bad = runner.invoke(main, ["check", "--corpus", str(tmp_path)])
+    assert bad.exit_code == 1 and "b.md:3: unknown licence 'nope'" in bad.output
+    missing = runner.invoke(main, ["check", "--corpus", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output

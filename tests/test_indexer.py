@@ -1,0 +1,153 @@
+import errno
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kb.engine import KnowledgeBase
+from kb.errors import BuildLockedError, CorpusError, IndexCorruptError, IndexIncompatibleError, IndexMissingError, KBError
+from kb.indexer import build_index, build_lock
+from kb.store import BUILDS, current_build_id
+
+
+def open_kb(settings, embedder):
+    return KnowledgeBase.open(settings=settings, embedder=embedder)
+
+
+def test_build_writes_a_complete_build_and_a_pointer(hash_settings, hash_embedder):
+    report = build_index(hash_settings, embedder=hash_embedder)
+    index = hash_settings.index
+    assert current_build_id(index) == report.build_id
+    build = index / BUILDS / report.build_id
+    manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    for key in ("format_version", "model", "tokenizer", "bm25", "chunking", "corpus", "files", "dense", "counts"):
+        assert key in manifest
+    assert manifest["model"] == {"name": "test/hash-embedder", "dim": 64, "prepared_from": ""}
+    assert manifest["dense"]["kind"] == "flat"
+    assert set(manifest["corpus"]["files"]) == {"annual.html", "fees.txt", "renewal.md", "sub/materials.md"}
+    assert {"chunks.jsonl", "documents.jsonl", "entries.jsonl", "dense.faiss"} <= set(manifest["files"])
+    assert report.documents == 4 and report.chunks >= 6
+    # the FAQ question of renewal.md is an extra entry pointing at one of its chunks
+    assert report.entries == report.chunks + 1
+
+
+def test_second_build_is_a_no_op_and_changes_are_incremental(hash_settings, hash_embedder):
+    first = build_index(hash_settings, embedder=hash_embedder)
+    again = build_index(hash_settings, embedder=hash_embedder)
+    assert again.up_to_date and again.build_id == first.build_id
+    corpus = hash_settings.corpus
+    (corpus / "fees.txt").write_text("办理许可证不收费\n\n行政机关办理续期不收取任何费用，代理费不是规费。", encoding="utf-8")
+    (corpus / "new.md").write_text("# 新文档\n\n年报每年第一季度报送，逾期会进不良名单。", encoding="utf-8")
+    (corpus / "annual.html").unlink()
+    third = build_index(hash_settings, embedder=hash_embedder)
+    assert not third.up_to_date
+    assert third.added == ["new.md"] and third.changed == ["fees.txt"] and third.removed == ["annual.html"]
+    assert third.reused >= first.chunks - 3
+    assert third.embedded <= 3
+
+
+def test_incremental_and_full_builds_give_the_same_results(hash_settings, hash_embedder, tmp_path):
+    build_index(hash_settings, embedder=hash_embedder)
+    (hash_settings.corpus / "fees.txt").write_text("许可证续期不收费，代理机构收的是服务费。", encoding="utf-8")
+    build_index(hash_settings, embedder=hash_embedder)
+    full_settings = hash_settings.replace(index=tmp_path / "full")
+    build_index(full_settings, embedder=hash_embedder)
+    a, b = open_kb(hash_settings, hash_embedder), open_kb(full_settings, hash_embedder)
+    for q in ("续期要提前多少天", "收费吗", "呼叫中心材料", "年报没报"):
+        assert [h.to_dict() for h in a.search(q, 5)] == [h.to_dict() for h in b.search(q, 5)]
+
+
+def test_old_builds_are_pruned_keeping_live_and_previous(hash_settings, hash_embedder):
+    ids = [build_index(hash_settings, embedder=hash_embedder, force=True).build_id for _ in range(4)]
+    remaining = sorted(p.name for p in (hash_settings.index / BUILDS).iterdir())
+    assert remaining == sorted(ids[-2:])
+
+
+def test_full_disk_during_build_keeps_the_live_index(hash_settings, hash_embedder, monkeypatch):
+    live = build_index(hash_settings, embedder=hash_embedder).build_id
+    import kb.indexer as indexer
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(indexer, "write_jsonl", disk_full)
+    with pytest.raises(KBError, match="No space left.*live index is unchanged"):
+        build_index(hash_settings, embedder=hash_embedder, force=True)
+    assert current_build_id(hash_settings.index) == live
+    assert not list((hash_settings.index / BUILDS).glob(".*.tmp"))
+    assert open_kb(hash_settings, hash_embedder).search("续期", 1)
+
+
+def test_interrupted_build_leaves_the_live_index_and_the_next_build_works(hash_settings, hash_embedder):
+    live = build_index(hash_settings, embedder=hash_embedder).build_id
+    (hash_settings.corpus / "fees.txt").write_text("改过的内容：续期不收费。", encoding="utf-8")
+
+    class Interrupting:
+        name, dim = hash_embedder.name, hash_embedder.dim
+
+        def encode_passages(self, texts, progress=None):
+            raise KeyboardInterrupt
+
+        encode_queries = encode_passages
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(hash_settings, embedder=Interrupting())
+    assert current_build_id(hash_settings.index) == live
+    assert build_index(hash_settings, embedder=hash_embedder).changed == ["fees.txt"]
+
+
+def test_a_second_build_is_refused_while_one_holds_the_lock(hash_settings, hash_embedder):
+    with build_lock(hash_settings.index):
+        with pytest.raises(BuildLockedError, match="Another build is running"):
+            build_index(hash_settings, embedder=hash_embedder)
+
+
+def test_empty_or_missing_corpus_fails_without_touching_the_index(hash_settings, hash_embedder, tmp_path):
+    live = build_index(hash_settings, embedder=hash_embedder).build_id
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CorpusError):
+        build_index(hash_settings.replace(corpus=empty), embedder=hash_embedder)
+    with pytest.raises(CorpusError, match="does not exist"):
+        build_index(hash_settings.replace(corpus=tmp_path / "missing"), embedder=hash_embedder)
+    assert current_build_id(hash_settings.index) == live
+
+
+def test_corrupt_truncated_and_missing_index_files_are_refused_clearly(hash_settings, hash_embedder):
+    report = build_index(hash_settings, embedder=hash_embedder)
+    build = hash_settings.index / BUILDS / report.build_id
+    chunks = build / "chunks.jsonl"
+    original = chunks.read_bytes()
+    chunks.write_bytes(original.replace("续期".encode(), "续办".encode(), 1))
+    with pytest.raises(IndexCorruptError, match="checksum.*kb build"):
+        open_kb(hash_settings, hash_embedder)
+    chunks.write_bytes(original[: len(original) // 2])
+    with pytest.raises(IndexCorruptError, match="truncated.*kb build"):
+        open_kb(hash_settings, hash_embedder)
+    chunks.write_bytes(original)
+    (build / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="manifest"):
+        open_kb(hash_settings, hash_embedder)
+    shutil.rmtree(hash_settings.index)
+    with pytest.raises(IndexMissingError, match="kb build"):
+        open_kb(hash_settings, hash_embedder)
+
+
+def test_index_built_with_another_model_is_refused(hash_settings, hash_embedder):
+    build_index(hash_settings, embedder=hash_embedder)
+    with pytest.raises(IndexIncompatibleError, match="built with model 'test/hash-embedder'.*kb build"):
+        KnowledgeBase.open(settings=hash_settings)  # configured: the default e5 model
+
+
+def test_a_broken_live_build_is_replaced_by_the_next_build(hash_settings, hash_embedder):
+    report = build_index(hash_settings, embedder=hash_embedder)
+    (hash_settings.index / BUILDS / report.build_id / "manifest.json").unlink()
+    fresh = build_index(hash_settings, embedder=hash_embedder)
+    assert not fresh.up_to_date
+    assert open_kb(hash_settings, hash_embedder).build_id == fresh.build_id
+
+
+def test_build_ids_are_never_reused(hash_settings: Path, hash_embedder):
+    ids = {build_index(hash_settings, embedder=hash_embedder, force=True).build_id for _ in range(3)}
+    assert len(ids) == 3

@@ -1,0 +1,359 @@
+"""Message understanding: licence, causes and expiry date, with `today` injected."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from kb.normalize import normalize
+from kb.situation import Situation, add_months, extract, merge
+from kb.vocabulary import load_vocabulary
+
+TODAY = date(2026, 11, 28)
+D = date
+
+# --------------------------------------------------------------------------------------------
+# Dates: (message, expected expiry, expected precision)
+# --------------------------------------------------------------------------------------------
+
+DATE_CASES = [
+    # absolute dates in every written form
+    ("许可证2027年3月15日到期", D(2027, 3, 15), "day"),
+    ("证2027-03-15到期", D(2027, 3, 15), "day"),
+    ("有效期至2027/3/15", D(2027, 3, 15), "day"),
+    ("2027.3.15到期", D(2027, 3, 15), "day"),
+    ("二〇二七年三月十五日到期", D(2027, 3, 15), "day"),
+    ("二零二七年三月十五日届满", D(2027, 3, 15), "day"),
+    ("２０２７年３月１５日到期", D(2027, 3, 15), "day"),
+    ("到期日：2027年3月15日", D(2027, 3, 15), "day"),
+    ("证是2027年3月15号的", D(2027, 3, 15), "day"),
+    ("27年3月15日到期", D(2027, 3, 15), "day"),
+    ("2027年3月到期", D(2027, 3, 1), "month"),
+    ("2027年底到期", D(2027, 12, 31), "month"),
+    # month and day without a year: the next occurrence on or after today
+    ("3月15号到期", D(2027, 3, 15), "day"),
+    ("３月１５号到期", D(2027, 3, 15), "day"),
+    ("3月15日到期", D(2027, 3, 15), "day"),
+    ("11月28号到期", TODAY, "day"),
+    ("11月27号到期", D(2027, 11, 27), "day"),
+    ("12月1号到期", D(2026, 12, 1), "day"),
+    ("十二月三十一日到期", D(2026, 12, 31), "day"),
+    ("二月二十八号到期", D(2027, 2, 28), "day"),
+    ("一月三十一日到期", D(2027, 1, 31), "day"),
+    ("3月到期", D(2027, 3, 1), "month"),
+    ("3月中旬到期", D(2027, 3, 11), "month"),
+    # relative years and months
+    ("明年3月到期", D(2027, 3, 1), "month"),
+    ("明年3月份到期", D(2027, 3, 1), "month"),
+    ("明年三月十五号到期", D(2027, 3, 15), "day"),
+    ("今年12月底到期", D(2026, 12, 31), "month"),
+    ("明年年底到期", D(2027, 12, 31), "month"),
+    ("年底到期", D(2026, 12, 31), "month"),
+    ("月底到期", D(2026, 11, 30), "month"),
+    ("下个月底到期", D(2026, 12, 31), "month"),
+    ("下个月10号到期", D(2026, 12, 10), "day"),
+    ("下月到期", D(2026, 12, 1), "month"),
+    ("下个月就到期了", D(2026, 12, 1), "month"),
+    ("今天到期", TODAY, "day"),
+    ("明天就到期", D(2026, 11, 29), "day"),
+    # the current month without a day is not taken to be in the past
+    ("11月到期", TODAY, "month"),
+    ("这个月到期", TODAY, "month"),
+    # relative spans: approximate, proper month arithmetic
+    ("还有两个月到期", D(2027, 1, 28), "approximate"),
+    ("还有半年到期", D(2027, 5, 28), "approximate"),
+    ("还有90天到期", D(2027, 2, 26), "approximate"),
+    ("还有九十天到期", D(2027, 2, 26), "approximate"),
+    ("还有三周到期", D(2026, 12, 19), "approximate"),
+    ("还有1年到期", D(2027, 11, 28), "approximate"),
+    ("还有一年半到期", D(2028, 5, 28), "approximate"),
+    ("还剩一百八十天到期", D(2027, 5, 27), "approximate"),
+    ("距离到期还有两个多月", D(2027, 1, 28), "approximate"),
+    ("离到期不到三个月了", D(2027, 2, 28), "approximate"),
+    ("90天后到期", D(2027, 2, 26), "approximate"),
+    ("文网文证3个月后到期", D(2027, 2, 28), "approximate"),
+    ("到期还有45天", D(2027, 1, 12), "approximate"),
+    # in the past
+    ("上个月已经过期", D(2026, 10, 1), "month"),
+    ("去年底到期了", D(2025, 12, 31), "month"),
+    ("过期两个月了", D(2026, 9, 28), "approximate"),
+    ("两个月前就过期了", D(2026, 9, 28), "approximate"),
+    ("3月15号已经过期了", D(2026, 3, 15), "day"),
+    ("3月15号到期的，已经过期了", D(2026, 3, 15), "day"),
+    ("今年10月到期", D(2026, 10, 1), "month"),
+    # leap years
+    ("2028年2月29日到期", D(2028, 2, 29), "day"),
+    ("二〇二八年二月二十九日到期", D(2028, 2, 29), "day"),
+    ("2月29号到期", D(2028, 2, 29), "day"),
+    # the date that is about expiry, not about other events
+    ("去年12月提交的申请，今年1月被驳回，证是明年3月15号到期", D(2027, 3, 15), "day"),
+    ("12月15日前要提交续期申请，证明年3月15号到期", D(2027, 3, 15), "day"),
+    ("有效期2022年3月15日至2027年3月15日", D(2027, 3, 15), "day"),
+    ("许可证有效期至2027年3月15日，2026年12月1日我们开会讨论", D(2027, 3, 15), "day"),
+    ("我们的呼叫中心证续期，3月15号", D(2027, 3, 15), "day"),
+]
+
+
+@pytest.mark.parametrize(("message", "expires_on", "precision"), DATE_CASES)
+def test_expiry_date(message: str, expires_on: date, precision: str) -> None:
+    s = extract(message, TODAY)
+    assert (s.expires_on, s.date_precision) == (expires_on, precision)
+    assert s.date_text and s.date_text in normalize(message)
+
+
+NO_DATE_CASES = [
+    "快到期了",
+    "证快过期了",
+    "呼叫中心证马上就要到期了怎么办",
+    "2027年2月30日到期",
+    "2027年2月29日到期",
+    "2027-02-29到期",
+    "2027年13月到期",
+    "13月15日到期",
+    "2月30号到期",
+    "我们3月15号提交了续期申请",
+    "2022年3月15日发的证，快到期了",
+    "去年12月提交的申请，今年1月被驳回",
+    "证已经过期了，下个月10号去办新的",
+    "B24证明年到期",
+    "有效期5年",
+    "还有二十八天",  # a span with nothing about a licence or its expiry
+    "我今天才发现证快到期了",
+]
+
+
+@pytest.mark.parametrize("message", NO_DATE_CASES)
+def test_no_date_is_invented(message: str) -> None:
+    s = extract(message, TODAY)
+    assert s.expires_on is None and s.date_precision is None and s.date_text is None
+
+
+@pytest.mark.parametrize(
+    ("today", "message", "expires_on"),
+    [
+        # month ends: clamp to the last day of the target month
+        (D(2027, 1, 31), "还有1个月到期", D(2027, 2, 28)),
+        (D(2028, 1, 31), "还有一个月到期", D(2028, 2, 29)),
+        (D(2026, 8, 31), "还有半年到期", D(2027, 2, 28)),
+        (D(2027, 3, 31), "过期一个月了", D(2027, 2, 28)),
+        # next occurrence of a date without a year, before / on / after it
+        (D(2027, 3, 10), "3月15号到期", D(2027, 3, 15)),
+        (D(2027, 3, 15), "3月15号到期", D(2027, 3, 15)),
+        (D(2027, 3, 20), "3月15号到期", D(2028, 3, 15)),
+        # across the year end
+        (D(2026, 12, 31), "下个月10号到期", D(2027, 1, 10)),
+        (D(2027, 1, 15), "上个月已经过期", D(2026, 12, 1)),
+        (D(2026, 12, 20), "还有三周到期", D(2027, 1, 10)),
+    ],
+)
+def test_dates_relative_to_today(today: date, message: str, expires_on: date) -> None:
+    assert extract(message, today).expires_on == expires_on
+
+
+def test_date_text_quotes_the_users_words() -> None:
+    assert extract("呼叫中心證續期被駁回，說材料不齊，明年3月到期", TODAY).date_text == "明年3月"
+    assert extract("还有两个月到期", TODAY).date_text == "还有两个月"
+    assert extract("２０２７年３月１５日到期", TODAY).date_text == "2027年3月15日"
+
+
+def test_add_months_clamps_to_month_end() -> None:
+    assert add_months(D(2027, 1, 31), 1) == D(2027, 2, 28)
+    assert add_months(D(2028, 1, 31), 1) == D(2028, 2, 29)
+    assert add_months(D(2026, 12, 15), 1) == D(2027, 1, 15)
+    assert add_months(D(2027, 3, 31), -1) == D(2027, 2, 28)
+    assert add_months(D(2027, 1, 15), -2) == D(2026, 11, 15)
+
+
+# --------------------------------------------------------------------------------------------
+# Licences
+# --------------------------------------------------------------------------------------------
+
+LICENCE_CASES = [
+    ("呼叫中心证续期被驳回", "call-center"),
+    ("呼叫中心證續期被駁回", "call-center"),
+    ("我们是做坐席外包的", "call-center"),
+    ("B24续期", "call-center"),
+    ("b24-1国内呼叫中心", "call-center"),
+    ("call center许可证", "call-center"),
+    ("ICP证怎么续期", "icp"),
+    ("B25到期", "icp"),
+    ("icp备案需要续期吗", "icp"),
+    ("经营性ICP", "icp"),
+    ("EDI许可证", "edi"),
+    ("b21续期材料", "edi"),
+    ("IDC证", "idc"),
+    ("B11", "idc"),
+    ("ISP证", "isp"),
+    ("B14业务", "isp"),
+    ("CDN许可证", "cdn"),
+    ("b12", "cdn"),
+    ("SP证到期", "sp"),
+    ("短信业务", "sp"),
+    ("增值电信许可证续期", "vats"),
+    ("增值电信业务经营许可证", "vats"),
+    ("增值电信业务经营许可证（呼叫中心业务）续期被驳回", "call-center"),
+    ("跨地区增值电信业务经营许可证B24", "call-center"),
+    ("网络文化经营许可证到期", "network-culture"),
+    ("文网文怎么续办", "network-culture"),
+    ("ＩＣＰ證", "icp"),
+    ("我们的证被驳回了", None),
+    ("请edit一下b245号文件，sps系统", None),
+    ("isp和sp", "sp"),
+    ("我们的呼叫中心证和ICP证都是明年3月到期", "icp"),
+    ("不是ICP证，是呼叫中心证", "call-center"),
+    ("是呼叫中心证，不是ICP证", "call-center"),
+]
+
+
+@pytest.mark.parametrize(("message", "licence"), LICENCE_CASES)
+def test_licence(message: str, licence: str | None) -> None:
+    assert extract(message, TODAY).licence == licence
+
+
+# --------------------------------------------------------------------------------------------
+# Causes
+# --------------------------------------------------------------------------------------------
+
+CAUSE_CASES = [
+    ("续期被驳回，说材料不齐", ("materials",)),
+    ("资料不全被退回", ("materials",)),
+    ("不是材料问题，是人员资质不够", ("staff",)),
+    ("材料没问题，是社保人数不够", ("staff",)),
+    ("社保人数不够，营销外呼被投诉，还有客户信息泄露", ("staff", "marketing-consent", "data-protection")),
+    ("年报没报，被列入不良名单，股权也变了", ("annual-report", "company-changes")),
+    ("注册资本不够", ("conditions",)),
+    ("不是材料和人员的问题，而是数据泄露", ("data-protection",)),
+    ("并非材料原因", ()),
+    ("证已经过期了", ("expired",)),
+    ("许可证已经失效", ("expired",)),
+    ("证过期了怎么办", ("expired",)),
+    ("材料不齐，而且已经过期了", ("materials", "expired")),
+    ("还没过期", ()),
+    ("如果过期了怎么办", ()),
+    ("证快过期了", ()),
+    ("证明年3月15号过期", ()),
+    ("证书2027年3月15日到期", ()),
+    ("今天到期", ()),
+    ("呼叫中心證續期被駁回，說材料不齊，明年3月到期", ("materials",)),
+]
+
+
+@pytest.mark.parametrize(("message", "causes"), CAUSE_CASES)
+def test_causes(message: str, causes: tuple[str, ...]) -> None:
+    assert extract(message, TODAY).causes == causes
+
+
+def test_expired_follows_a_past_date_even_without_the_word() -> None:
+    s = extract("我们的ICP证是2026年10月1日到期的", TODAY)
+    assert s.expires_on == D(2026, 10, 1)
+    assert s.causes == ("expired",)
+
+
+def test_full_traditional_message() -> None:
+    s = extract("呼叫中心證續期被駁回，說材料不齊，明年3月到期", TODAY)
+    assert s == Situation(
+        licence="call-center",
+        causes=("materials",),
+        expires_on=D(2027, 3, 1),
+        date_precision="month",
+        date_text="明年3月",
+    )
+
+
+def test_empty_and_blank_messages() -> None:
+    assert extract("", TODAY) == Situation()
+    assert extract("   \n", TODAY) == Situation()
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-turn
+# --------------------------------------------------------------------------------------------
+
+
+def test_conversation_accumulates() -> None:
+    s = extract("我们的呼叫中心证还有两个月到期", TODAY)
+    assert (s.licence, s.expires_on, s.date_precision) == ("call-center", D(2027, 1, 28), "approximate")
+
+    s = merge(s, extract("是因为材料问题", TODAY))
+    assert s.licence == "call-center"
+    assert s.causes == ("materials",)
+    assert s.expires_on == D(2027, 1, 28)
+
+    s = merge(s, extract("那ICP证呢", TODAY))
+    assert s.licence == "icp"  # the user switched licence
+    assert s.causes == ("materials",)
+    assert (s.expires_on, s.date_text) == (D(2027, 1, 28), "还有两个月")
+
+
+def test_merge_causes_without_duplicates_in_order() -> None:
+    s = merge(Situation(causes=("materials", "staff")), Situation(causes=("staff", "annual-report")))
+    assert s.causes == ("materials", "staff", "annual-report")
+
+
+def test_merge_new_date_replaces_old_and_corrects_expired() -> None:
+    first = extract("上个月已经过期", TODAY)
+    assert "expired" in first.causes
+    corrected = merge(first, extract("不对，是下个月10号到期", TODAY))
+    assert (corrected.expires_on, corrected.date_precision, corrected.date_text) == (
+        D(2026, 12, 10),
+        "day",
+        "下个月10号",
+    )
+    assert "expired" not in corrected.causes
+
+
+def test_merge_keeps_what_the_update_does_not_say() -> None:
+    before = Situation(
+        licence="edi", causes=("staff",), expires_on=D(2027, 5, 1), date_precision="month", date_text="明年5月"
+    )
+    assert merge(before, Situation()) == before
+    assert merge(Situation(), before) == before
+
+
+def test_merge_generic_licence_does_not_replace_specific() -> None:
+    s = merge(Situation(licence="call-center"), extract("增值电信许可证续期要多久", TODAY))
+    assert s.licence == "call-center"
+    assert merge(Situation(), Situation(licence="vats")).licence == "vats"
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary and speed
+# --------------------------------------------------------------------------------------------
+
+
+def test_vocabulary_loads_all_sections() -> None:
+    vocab = load_vocabulary()
+    assert {"vats", "call-center", "icp", "network-culture"} <= set(vocab.licences)
+    assert "B24" in vocab.licences["call-center"].codes
+    assert vocab.topics["expired"] == "过期与无证经营"
+    for cause in vocab.causes.values():
+        assert cause.keywords and cause.query and set(cause.topics) <= set(vocab.topics)
+    assert load_vocabulary() is load_vocabulary()
+
+
+def test_custom_vocabulary_is_used(tmp_path: Path) -> None:
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text(
+        "licences:\n  x:\n    label: X证\n    codes: [X99]\n    aliases: [某某证]\n"
+        "topics:\n  t: 主题\n"
+        "causes:\n  c:\n    label: 原因\n    topics: [t]\n    query: q\n    keywords: [某原因]\n",
+        encoding="utf-8",
+    )
+    s = extract("某某证因为某原因被驳回，x99", TODAY, load_vocabulary(path))
+    assert (s.licence, s.causes) == ("x", ("c",))
+
+
+def test_extract_is_fast() -> None:
+    messages = [m for m, *_ in DATE_CASES] + [m for m, _ in LICENCE_CASES] + [m for m, _ in CAUSE_CASES]
+    for m in messages:  # warm up normalisation and compiled matchers
+        extract(m, TODAY)
+    start = time.perf_counter()
+    for _ in range(5):
+        for m in messages:
+            extract(m, TODAY)
+    per_message_ms = (time.perf_counter() - start) * 1000 / (5 * len(messages))
+    # The target is < 1 ms; the bound is loose so a slow CI machine does not fail the build.
+    assert per_message_ms < 3

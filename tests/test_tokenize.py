@@ -1,0 +1,48 @@
+import pytest
+
+from kb.tokenize import Tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    return Tokenizer()
+
+
+def test_domain_words_and_their_subwords(tok: Tokenizer):
+    tokens = tok.tokens("增值电信业务经营许可证应当提前90日向原发证机关申请")
+    for word in ("增值电信业务经营许可证", "经营许可证", "许可证", "原发证机关", "发证机关", "应当"):
+        assert word in tokens
+    assert "呼叫中心" in tok.tokens("呼叫中心证续期")
+
+
+def test_stopwords_dropped_but_rule_words_kept(tok: Tokenizer):
+    tokens = tok.tokens("我们的证是否必须按照规定的要求办理呢")
+    assert "的" not in tokens and "呢" not in tokens and "我们" not in tokens
+    for word in ("必须", "规定", "要求"):
+        assert word in tokens
+
+
+def test_traditional_and_fullwidth_are_normalised(tok: Tokenizer):
+    assert tok.tokens("續期被駁回") == tok.tokens("续期被驳回")
+    assert "90" in tok.tokens("提前９０日")
+    assert "icp" in tok.tokens("ＩＣＰ許可證")
+
+
+def test_query_expansion_groups_synonyms(tok: Tokenizer):
+    groups = tok.query_terms("续证被拒了").groups
+    renew = next(g for g in groups if "续证" in g)
+    assert {"续期", "延续", "换证"} <= set(renew)
+    assert any("驳回" in g and "被拒" in g for g in groups)
+    assert Tokenizer(query_expansion=False).query_terms("续证").groups == (("续证",),)
+
+
+def test_oov_bigrams_cover_runs_of_single_characters():
+    tok = Tokenizer(oov_bigrams=True)
+    grams = tok._oov_bigrams(["证", "快", "过期", "a", "b"])
+    assert grams == ["证快"]
+
+
+def test_fingerprint_records_what_shapes_tokens(tok: Tokenizer):
+    fp = tok.fingerprint
+    assert fp["jieba"] and set(fp["files"]) == {"userdict", "stopwords", "synonyms", "vocabulary"}
+    assert Tokenizer(oov_bigrams=True).fingerprint != fp
