@@ -48,6 +48,11 @@ browser:
 	  { echo "Installing Debian's chromium for the browser tests"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); }
+	@# A CJK font, so screenshots of the Chinese UI show characters instead of boxes.
+	@fc-list 2>/dev/null | grep -qiE 'wqy|noto.*cjk|droid.*fallback' || \
+	  { echo "Installing a Chinese font for the browser screenshots"; \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) || \
+	    (sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) || true; }
 
 clean:
 	rm -rf $(VENV) index/builds index/CURRENT index/cache index/.build.lock

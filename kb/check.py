@@ -185,7 +185,7 @@ def _check_body(path: str, lines: list[str], body_start: int, allowed_urls: set[
                 out.append(Problem(path, number, f"paragraph of {len(line)} characters (max {MAX_PARAGRAPH_CHARS}); split it so it makes a good passage"))
         if _MOJIBAKE.search(line):
             out.append(Problem(path, number, "mojibake (garbled characters from a wrong encoding)"))
-        trad = sorted({a for a, b in zip(line, to_simplified(line)) if a != b and a not in _T2S_ALLOWED})
+        trad = sorted({a for a, b in zip(line, to_simplified(line), strict=False) if a != b and a not in _T2S_ALLOWED})
         if trad:
             out.append(Problem(path, number, f"traditional characters {''.join(trad)}; write the body in simplified Chinese"))
         for pattern, what in ((_PHONE, "phone number"), (_EMAIL, "e-mail address"), (_WECHAT, "WeChat/QQ id")):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -92,6 +93,64 @@ def build(corpus: Path | None, index: Path | None, force: bool, wait: float, as_
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(report.summary())
+
+
+@main.command()
+@corpus_option
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@handle_errors
+def status(corpus: Path | None, index: Path | None, as_json: bool) -> None:
+    """Does the live index match the corpus and settings? Exit 0 fresh, 1 stale, 2 missing or broken."""
+    from kb.freshness import index_status
+
+    st = index_status(_settings(corpus=corpus, index=index))
+    if as_json:
+        _echo_json(st.to_dict())
+    else:
+        click.echo(f"{st.state}: {st.message}")
+        if st.build_id and st.created_at:
+            click.echo(f"  build {st.build_id}, created {st.created_at}")
+        for label, names in (("added", st.added), ("changed", st.changed), ("removed", st.removed)):
+            for name in names:
+                click.echo(f"  {label:>8}  {name}")
+        for phrase in st.parameters:
+            click.echo(f"  settings  {phrase}")
+    sys.exit(st.exit_code)
+
+
+@main.command()
+@corpus_option
+@index_option
+@click.option("--debounce", type=click.FloatRange(0.0, 3600.0), default=1.0, show_default=True,
+              help="Seconds the corpus must stay unchanged before a rebuild starts.")
+@click.option("--poll", type=click.FloatRange(0.05, 3600.0), default=0.5, show_default=True,
+              help="Seconds between scans of the corpus.")
+@handle_errors
+def watch(corpus: Path | None, index: Path | None, debounce: float, poll: float) -> None:
+    """Rebuild the index (incrementally) whenever files under the corpus change. Ctrl-C stops."""
+    from datetime import datetime
+
+    from kb.watch import watch as watch_corpus
+
+    settings = _settings(corpus=corpus, index=index)
+
+    def stamp() -> str:
+        return datetime.now().strftime("%H:%M:%S")
+
+    def on_report(report: Any) -> None:
+        for warning in report.warnings:
+            click.echo(f"{stamp()} Warning: {warning}", err=True)
+        click.echo(f"{stamp()} {report.summary()}")
+
+    def on_error(message: str) -> None:
+        click.echo(f"{stamp()} Error: {message}", err=True)
+
+    click.echo(f"Watching {settings.corpus} -> {settings.index} (debounce {debounce:g}s). Ctrl-C stops.", err=True)
+    try:
+        watch_corpus(settings, debounce_s=debounce, poll_s=poll, on_report=on_report, on_error=on_error)
+    except KeyboardInterrupt:
+        click.echo("Stopped watching.", err=True)
 
 
 @main.command()
@@ -183,9 +242,14 @@ def info(index: Path | None, as_json: bool) -> None:
 @click.option("--questions", type=click.Path(path_type=Path), help="A .jsonl file or a folder of them.")
 @click.option("--split", type=click.Choice(["all", "tune", "heldout"]), default="all", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--calibrate", is_flag=True,
+              help="Instead: the chat's off-topic threshold, false-grounded/false-ungrounded rates per min_confidence.")
 @handle_errors
-def eval_cmd(index: Path | None, questions: Path | None, split: str, as_json: bool) -> None:
+def eval_cmd(index: Path | None, questions: Path | None, split: str, as_json: bool, calibrate: bool) -> None:
     """Retrieval quality on the labelled question set: hit@1/3/5 and MRR@10 per method."""
+    if calibrate:
+        _calibrate(index, questions, as_json)
+        return
     from kb.engine import KnowledgeBase
     from kb.evaluate import evaluate, format_table, load_questions
 
@@ -197,6 +261,86 @@ def eval_cmd(index: Path | None, questions: Path | None, split: str, as_json: bo
         _echo_json(results)
         return
     click.echo(format_table(results, split))
+
+
+def _calibrate(index: Path | None, questions: Path | None, as_json: bool) -> None:
+    from kb.engine import KnowledgeBase
+    from kb.evaluate import load_questions
+    from kb.scope import calibrate, format_calibration, load_offtopic
+
+    settings = _settings(index=index)
+    path = questions or settings.eval_questions
+    on_topic = [(q.id, q.question) for q in load_questions(path)]
+    off_topic = load_offtopic(path if path.is_dir() else path.parent)
+    result = calibrate(KnowledgeBase.open(settings=settings), on_topic, off_topic)
+    result["current_min_confidence"] = settings.min_confidence
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(format_calibration(result))
+    click.echo(f"Configured min_confidence: {settings.min_confidence:.2f}")
+
+
+@main.command()
+@click.argument("message")
+@index_option
+@click.option("--today", help="Date to compute deadlines from, YYYY-MM-DD [default: today].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (answer, grounded, situation, deadline, "
+              "sources, follow_up, notice).")
+@handle_errors
+def ask(message: str, index: Path | None, today: str | None, as_json: bool) -> None:
+    """Ask the chat one question. MESSAGE '-' reads one message per stdin line, each its own
+    conversation, and prints one JSON object per line."""
+    from datetime import date
+
+    from kb.conversation import Conversation
+    from kb.engine import KnowledgeBase
+    from kb.errors import InputError
+
+    day = None
+    if today is not None:
+        try:
+            day = date.fromisoformat(today.strip())
+        except ValueError:
+            raise InputError(f"--today {today!r} is not a date; use YYYY-MM-DD, e.g. --today 2026-06-01.") from None
+    kb = KnowledgeBase.open(settings=_settings(index=index))
+    if message == "-":
+        for line in sys.stdin:
+            try:
+                _echo_json(kb.ask(line.rstrip("\n"), Conversation(), today=day).to_dict())
+            except InputError as exc:
+                _echo_json({"error": str(exc)})
+        return
+    answer = kb.ask(message, Conversation(), today=day)
+    if as_json:
+        _echo_json(answer.to_dict())
+        return
+    click.echo(answer.markdown)
+    if answer.notice:
+        click.echo(f"\n({answer.notice})", err=True)
+
+
+@main.command()
+@index_option
+@click.option("--queries", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Timed queries per search mode (the eval questions, cycled).")
+@click.option("--synthetic", type=click.IntRange(0, 10_000_000), default=100_000, show_default=True,
+              help="Also search a synthetic index of this many chunks (0: skip).")
+@click.option("--suite", "suite", default="load,search,ask,build", show_default=True,
+              help="Comma-separated: load, search, ask, build, rebuild, or all.")
+@click.option("--json", "as_json", is_flag=True, help="The full report as JSON.")
+@handle_errors
+def bench(index: Path | None, queries: int, synthetic: int, suite: str, as_json: bool) -> None:
+    """Latency (per stage), load times, build throughput and memory, as a Markdown table."""
+    from kb.bench import format_markdown, parse_suites, run
+
+    suites = parse_suites(suite)
+    result = run(_settings(index=index), queries=queries, synthetic=synthetic, suites=suites,
+                 log=lambda msg: click.echo(msg, err=True))
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(format_markdown(result))
 
 
 @main.command()

@@ -19,7 +19,7 @@ from kb.manifest import atomic_write_bytes, atomic_write_text
 
 
 def text_key(kind: str, text: str) -> str:
-    return hashlib.sha256(f"{kind}\0{text}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{kind}\0{text}".encode()).hexdigest()[:32]
 
 
 class EmbeddingCache:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings, load_settings
 from kb.embed import Embedder, load_embedder, model_location
@@ -18,6 +20,10 @@ from kb.retrieve import RetrievalParams, search
 from kb.store import LoadedIndex, load_index
 from kb.tokenize import Tokenizer, get_tokenizer
 from kb.types import Hit, SearchFilters
+
+if TYPE_CHECKING:
+    from kb.answer import Answer
+    from kb.conversation import Conversation
 
 
 class KnowledgeBase:
@@ -48,7 +54,7 @@ class KnowledgeBase:
         embedder: Embedder | None = None,
         build_id: str | None = None,
         verify_hashes: bool = True,
-    ) -> "KnowledgeBase":
+    ) -> KnowledgeBase:
         settings = settings or load_settings()
         if index is not None:
             settings = settings.replace(index=Path(index))
@@ -85,6 +91,10 @@ class KnowledgeBase:
                             f"The index has {expected}-dimensional vectors but the model gives {embedder.dim}. "
                             "Run `kb build` to rebuild the index."
                         )
+                    # Prepare the fast query path now, not on the first user's query (~1-3 s).
+                    warm_up = getattr(embedder, "warm_up", None)
+                    if warm_up is not None:
+                        warm_up()
                     self._embedder = embedder
         return self._embedder
 
@@ -103,6 +113,21 @@ class KnowledgeBase:
             self.index, self.tokenizer, embedder, query,
             top_k=top_k, mode=mode, filters=filters, params=self.params, timings=timings,
         )
+
+    # -- chat -------------------------------------------------------------------------------
+    def ask(self, message: str, conversation: Conversation | None = None, today: date | None = None) -> Answer:
+        """Answer one chat message (kb/answer.py); `conversation` carries the situation across turns."""
+        from kb.answer import respond
+
+        return respond(self, message, conversation, today)
+
+    def ask_stream(
+        self, message: str, conversation: Conversation | None = None, today: date | None = None
+    ) -> Iterator[Answer]:
+        """Partial answers (complete=False) while a generator streams, then the complete one."""
+        from kb.answer import respond_stream
+
+        return respond_stream(self, message, conversation, today)
 
     # -- documents and facts ----------------------------------------------------------------
     @property

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kb.errors import InputError
 from kb.normalize import normalize
@@ -72,9 +73,20 @@ def first_rank(question: Question, hits: Iterable[Any]) -> int | None:
     return None
 
 
-def metrics(ranks: list[int | None]) -> dict[str, float]:
+def first_doc_rank(question: Question, hits: Iterable[Any]) -> int | None:
+    """Rank of the first hit from a relevant document (passage not checked): a looser, secondary measure."""
+    for hit in hits:
+        if hit.doc_id in question.relevant:
+            return hit.rank
+    return None
+
+
+def metrics(ranks: list[int | None], doc_ranks: list[int | None] | None = None) -> dict[str, float]:
     n = max(len(ranks), 1)
-    return {
+    extra = {}
+    if doc_ranks is not None:
+        extra["doc@3"] = sum(1 for r in doc_ranks if r is not None and r <= 3) / max(len(doc_ranks), 1)
+    return extra | {
         "n": len(ranks),
         "hit@1": sum(1 for r in ranks if r is not None and r <= 1) / n,
         "hit@3": sum(1 for r in ranks if r is not None and r <= 3) / n,
@@ -88,13 +100,16 @@ def evaluate(kb: Any, questions: list[Question], methods: Iterable[str] = METHOD
     results: dict[str, Any] = {"methods": {}, "questions": len(questions)}
     per_question: dict[str, dict[str, int | None]] = {q.id: {} for q in questions}
     for method in methods:
-        ranks = {}
+        ranks, doc_ranks = {}, {}
         for q in questions:
-            ranks[q.id] = first_rank(q, kb.search(q.question, 10, mode=method))
+            hits = kb.search(q.question, 10, mode=method)
+            ranks[q.id] = first_rank(q, hits)
+            doc_ranks[q.id] = first_doc_rank(q, hits)
             per_question[q.id][method] = ranks[q.id]
-        by_split: dict[str, Any] = {"all": metrics(list(ranks.values()))}
+        by_split: dict[str, Any] = {"all": metrics(list(ranks.values()), list(doc_ranks.values()))}
         for split in ("tune", "heldout"):
-            by_split[split] = metrics([ranks[q.id] for q in questions if q.split == split])
+            ids = [q.id for q in questions if q.split == split]
+            by_split[split] = metrics([ranks[i] for i in ids], [doc_ranks[i] for i in ids])
         kinds = sorted({q.kind for q in questions})
         by_split["kinds"] = {k: metrics([ranks[q.id] for q in questions if q.kind == k]) for k in kinds}
         results["methods"][method] = by_split
@@ -108,11 +123,15 @@ def evaluate(kb: Any, questions: list[Question], methods: Iterable[str] = METHOD
 
 def format_table(results: dict[str, Any], split: str = "all") -> str:
     splits = ["tune", "heldout", "all"] if split == "all" else [split]
-    lines = ["| method | split | n | hit@1 | hit@3 | hit@5 | MRR@10 |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | split | n | hit@1 | hit@3 | hit@5 | MRR@10 | doc@3 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for method, by_split in results["methods"].items():
         for s in splits:
             m = by_split[s]
             lines.append(
-                f"| {method} | {s} | {m['n']} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['hit@5']:.3f} | {m['mrr@10']:.3f} |"
+                f"| {method} | {s} | {m['n']} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['hit@5']:.3f} | {m['mrr@10']:.3f} "
+                f"| {m.get('doc@3', float('nan')):.3f} |"
             )
     return "\n".join(lines)

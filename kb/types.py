@@ -60,7 +60,7 @@ class Chunk:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Chunk":
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
         data = dict(data)
         data["licences"] = tuple(data.get("licences", ()))
         data["topics"] = tuple(data.get("topics", ()))

@@ -1,8 +1,9 @@
 """The dense side: a FAISS index over L2-normalised vectors, searched by inner product (= cosine).
 
 Exact `IndexFlatIP` while the index is small (a 1,000-chunk corpus is searched in well under a
-millisecond); HNSW above `exact_max_vectors`, where brute force starts to cost more than the
-query encoding. Recall of HNSW against exact search is measured by `kb bench`.
+millisecond); HNSW above `exact_max_vectors` (20k; the measurements are in kb/config.py), where
+brute force starts to cost more than HNSW. Recall of HNSW against exact search is measured by
+`kb bench --synthetic N`.
 """
 
 from __future__ import annotations

@@ -75,3 +75,20 @@ def real_kb(real_settings: Settings):
 
     build_index(real_settings)
     return KnowledgeBase.open(settings=real_settings)
+
+
+@pytest.fixture(scope="session")
+def app_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Web-app tests: a small corpus (fixture docs, two real guidance docs, one document full of
+    HTML/JS payloads) built once with the real model; shared by test_app_api and test_browser."""
+    from app_support import build_small_index
+
+    return build_small_index(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="session")
+def app_live(app_settings: Settings):
+    """One LiveKnowledgeBase (model loaded once) shared by every app server of the session."""
+    from kb.live import LiveKnowledgeBase
+
+    return LiveKnowledgeBase(app_settings)

@@ -2,10 +2,10 @@ import datetime as dt
 from pathlib import Path
 
 from click.testing import CliRunner
+from tests_support import REAL_CORPUS
 
 from kb.check import check_corpus
 from kb.cli import main
-from tests_support import REAL_CORPUS
 
 GOOD = """---
 title: 年报的基本要求

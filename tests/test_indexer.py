@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from kb.engine import KnowledgeBase
-from kb.errors import BuildLockedError, CorpusError, IndexCorruptError, IndexIncompatibleError, IndexMissingError, KBError
+from kb.errors import (
+    BuildLockedError,
+    CorpusError,
+    IndexCorruptError,
+    IndexIncompatibleError,
+    IndexMissingError,
+    KBError,
+)
 from kb.indexer import build_index, build_lock
 from kb.store import BUILDS, current_build_id
 
@@ -151,3 +158,64 @@ def test_a_broken_live_build_is_replaced_by_the_next_build(hash_settings, hash_e
 def test_build_ids_are_never_reused(hash_settings: Path, hash_embedder):
     ids = {build_index(hash_settings, embedder=hash_embedder, force=True).build_id for _ in range(3)}
     assert len(ids) == 3
+
+
+# -- incremental == full, with the real model (appended for the living-index work) ---------------
+REAL_DOCS = ("general/fees.md",)
+EQUIVALENCE_QUERIES = (
+    "续期要提前多少天申请", "办理许可证收费吗", "年报没报会怎样", "呼叫中心人员不够会影响续期吗", "ICP证怎么续期",
+    "续期材料有哪些", "过期了还能续吗", "代理机构收费", "社保人数要求", "备案和许可证的区别",
+)
+
+
+def test_incremental_and_full_builds_agree_with_the_real_model(tmp_path, corpus_copy):
+    from kb.chunking import ChunkingParams, chunk_document
+    from kb.config import load_settings
+    from kb.ingest import scan_corpus
+
+    real_corpus = Path(__file__).resolve().parent.parent / "corpus"
+    for rel in REAL_DOCS:
+        dest = corpus_copy / "real" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(real_corpus / rel, dest)
+    settings = load_settings({"corpus": corpus_copy, "index": tmp_path / "incremental"})
+    first = build_index(settings)
+    assert first.embedded > 0 and first.reused == 0
+
+    def embed_keys(corpus):
+        params = ChunkingParams(settings.chunk_min_chars, settings.chunk_max_chars)
+        docs = scan_corpus(corpus).documents
+        return ([c.context_text() for d in docs for c in chunk_document(d, params)]
+                + [q for d in docs for q in d.questions])
+
+    before = set(embed_keys(corpus_copy))
+    # Edit one paragraph of one document, add one, remove one.
+    fees = corpus_copy / "real/general/fees.md"
+    text = fees.read_text(encoding="utf-8")
+    paragraph = next(p for p in text.split("\n\n") if len(p) > 60 and not p.startswith(("#", "---", "title")))
+    fees.write_text(text.replace(paragraph, paragraph + "另外，代理机构的服务费一般按项目计价，应签书面合同。"), encoding="utf-8")
+    (corpus_copy / "real/extra.md").write_text(
+        "# 续期前的自查\n\n提交续期申请前，先核对营业执照、经营范围与许可证记载是否一致，再检查年报是否按时报送。\n",
+        encoding="utf-8",
+    )
+    (corpus_copy / "annual.html").unlink()
+    after = embed_keys(corpus_copy)
+    incremental = build_index(settings)
+    assert (incremental.added, incremental.changed, incremental.removed) == (
+        ["real/extra.md"], ["real/general/fees.md"], ["annual.html"]
+    )
+    assert incremental.embedded == len([k for k in after if k not in before]) > 0
+    assert incremental.reused == len([k for k in after if k in before]) > 0
+
+    full_settings = settings.replace(index=tmp_path / "full")
+    full = build_index(full_settings)
+    assert full.reused == 0 and full.embedded == incremental.embedded + incremental.reused
+    assert (full.documents, full.chunks, full.entries) == (incremental.documents, incremental.chunks, incremental.entries)
+    a, b = KnowledgeBase.open(settings=settings), KnowledgeBase.open(settings=full_settings)
+    for query in EQUIVALENCE_QUERIES:
+        for mode in ("hybrid", "dense", "bm25"):
+            ha, hb = a.search(query, 5, mode=mode), b.search(query, 5, mode=mode)
+            assert [(h.doc_id, h.chunk.chunk_id) for h in ha] == [(h.doc_id, h.chunk.chunk_id) for h in hb], (query, mode)
+            for x, y in zip(ha, hb, strict=True):
+                assert x.score == pytest.approx(y.score, abs=1e-5)
+                assert x.scores == pytest.approx(y.scores, abs=1e-4) and x.confidence == pytest.approx(y.confidence, abs=1e-4)

@@ -1,0 +1,374 @@
+"""From one user message to an `Answer`: understand, decide scope, retrieve, compose.
+
+    message -> sanitize (empty / too long / 「重新开始」 answered directly)
+            -> situation.extract + merge into the Conversation
+            -> scope: on-topic?  (kb/scope.py; off-topic gets an honest short reply, no passages)
+            -> deadline (kb/deadlines.py) from the accumulated situation
+            -> retrieval: one search per failure cause (the vocabulary's cause query plus the
+               licence name) and one for the message itself, restricted to the licence's
+               documents plus the general ones; passages below `cite_min_confidence` are dropped
+            -> Markdown: 情况判断, 时间提醒, 应对措施 (extractive, or generated when an LLM is
+               configured), 参考来源, 还需要您补充, disclaimer.
+
+Nothing the user typed is stored anywhere unless `log_conversations` is on (then redacted).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from kb import sections
+from kb.conversation import Conversation
+from kb.deadlines import Deadline, compute, to_ics
+from kb.llm import LLMConfig, LLMError, build_messages, sanitize_generated, stream_completion
+from kb.normalize import clean
+from kb.privacy import ConversationLog
+from kb.scope import Signals, decide, signals
+from kb.sections import Group
+from kb.situation import Situation, extract, merge
+from kb.types import Hit, SearchFilters
+from kb.vocabulary import load_vocabulary
+
+if TYPE_CHECKING:
+    from kb.engine import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+FALLBACK_NOTICE = "生成服务暂时不可用，以下“应对措施”为知识库原文摘要。"
+GENERATING = "（正在生成……）"
+RESET_WORDS = {"重新开始", "重新开始咨询", "重新咨询", "从头开始", "重来", "清空", "重置", "restart", "reset", "startover"}
+EXAMPLE = "我们呼叫中心证续期被驳回了，说材料不齐，证是明年3月15号到期的，还来得及吗"
+COVERAGE = (
+    "本助手只解答**增值电信业务经营许可证**（呼叫中心 B24、ICP B25、EDI B21、IDC/CDN/ISP、SP）和"
+    "**网络文化经营许可证**的续期问题，例如：\n\n"
+    "- 续期申请最晚什么时候提交，过期了怎么办\n"
+    "- 续期被驳回的常见原因（材料、人员资质、营销外呼、数据安全、公司变更、年报、许可条件）和补救办法\n"
+    "- 续期材料、办理流程、审批时间和费用\n\n"
+    f"您可以这样问：「{EXAMPLE}」"
+)
+CAUSE_HITS, QUESTION_HITS, MAX_CAUSES = 2, 3, 3
+
+
+@dataclass(frozen=True)
+class Answer:
+    markdown: str  # the full answer in Simplified Chinese Markdown
+    grounded: bool  # True when the answer rests on cited passages of the knowledge base
+    situation: Situation  # accumulated situation after this message
+    deadline: Deadline | None
+    hits: tuple[Hit, ...] = ()  # the cited passages; citation [n] is hits[n-1]
+    follow_up: tuple[str, ...] = ()  # clarifying questions (还需要您补充)
+    notice: str | None = None  # e.g. the generator failed and the extractive section is shown
+    complete: bool = True  # False on intermediate streaming updates
+    # answer | offtopic | empty | too_long | reset: lets a UI skip the "not grounded" note on a
+    # greeting or an input prompt.
+    kind: str = "answer"
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.situation
+        return {
+            "answer": self.markdown,
+            "grounded": self.grounded,
+            "kind": self.kind,
+            "situation": {
+                "licence": s.licence,
+                "causes": list(s.causes),
+                "expires_on": s.expires_on.isoformat() if s.expires_on else None,
+                "date_precision": s.date_precision,
+            },
+            "deadline": self.deadline.to_dict() if self.deadline else None,
+            "sources": [h.to_dict() for h in self.hits],
+            "follow_up": list(self.follow_up),
+            "notice": self.notice,
+        }
+
+    def ics(self) -> str | None:
+        if self.deadline is None:
+            return None
+        vocabulary = load_vocabulary()
+        return to_ics(self.deadline, sections.licence_label(self.situation, vocabulary))
+
+
+@dataclass
+class _Turn:
+    """Everything composed for one on-topic message."""
+
+    text: str
+    situation: Situation
+    deadline: Deadline | None
+    groups: list[Group]
+    hits: tuple[Hit, ...]
+    follow_up: tuple[str, ...]
+    head: str = ""
+    measures: str = ""
+    tail: str = ""
+    terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points (KnowledgeBase.ask / ask_stream call these)
+# --------------------------------------------------------------------------------------------
+
+
+def respond(kb: KnowledgeBase, message: Any, conversation: Conversation | None = None,
+            today: date | None = None) -> Answer:
+    last: Answer | None = None
+    for answer in respond_stream(kb, message, conversation, today):
+        last = answer
+    assert last is not None and last.complete
+    return last
+
+
+def respond_stream(kb: KnowledgeBase, message: Any, conversation: Conversation | None = None,
+                   today: date | None = None) -> Iterator[Answer]:
+    conversation = conversation if conversation is not None else Conversation()
+    today = today or date.today()
+    text = sanitize(message)
+    limit = kb.settings.max_message_chars
+    if not text:
+        yield _direct(conversation, "empty", "请描述一下您的情况：是哪种许可证、续期遇到了什么问题、证件什么时候到期。\n\n"
+                      f"例如：「{EXAMPLE}」")
+        return
+    if len(text) > limit:
+        yield _direct(conversation, "too_long",
+                      f"您的消息有 {len(text)} 个字，超过了 {limit} 字的上限，没有处理。请只保留关键情况"
+                      "（哪种许可证、被驳回的原因、到期日期）后重新发送，也可以分几条发。")
+        return
+    if re.sub(r"[\s\W_]+", "", text).lower() in RESET_WORDS:
+        conversation.reset()
+        yield _direct(conversation, "reset", "好的，之前的情况已经清空，我们重新开始。\n\n"
+                      "请告诉我：是哪种许可证、续期遇到了什么问题、证件什么时候到期。")
+        return
+
+    update = extract(text, today)
+    sig = signals(text, update, conversation.has_context)
+    raw_hits: list[Hit] = []
+    if sig.verdict is None:
+        raw_hits = kb.search(text, 5)
+    conversation.turns += 1
+    if not decide(sig, max((h.confidence for h in raw_hits), default=0.0), kb.settings.min_confidence):
+        answer = _offtopic(conversation, sig)
+        _log(kb, conversation, text, answer)
+        yield answer
+        return
+
+    conversation.situation = merge(conversation.situation, update)
+    named = update.licence is not None and update.licence == conversation.situation.licence
+    turn = _compose(kb, text, conversation.situation, today, raw_hits, named)
+    final = None
+    config = LLMConfig.from_settings(kb.settings)
+    if config is not None and turn.hits:
+        for answer in _generate(kb, config, turn):
+            if answer.complete:
+                final = answer
+            else:
+                yield answer
+    if final is None:
+        final = _answer(turn, turn.measures)
+    _log(kb, conversation, text, final)
+    yield final
+
+
+def sanitize(message: Any) -> str:
+    """The message as text: control characters, NUL bytes and lone surrogates removed."""
+    if message is None:
+        return ""
+    if not isinstance(message, str):
+        message = str(message)
+    return clean(message.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Direct replies
+# --------------------------------------------------------------------------------------------
+
+
+def _direct(conversation: Conversation, kind: str, markdown: str) -> Answer:
+    return Answer(markdown=markdown, grounded=False, situation=conversation.situation, deadline=None, kind=kind)
+
+
+_OFFTOPIC_OPENING = {
+    "smalltalk": "您好！我是续证助手。",
+    "foreign": "您问的似乎是其他证照或事项，不在本知识库的范围内，我没有可以作为依据的资料，所以不作回答。",
+}
+
+
+def _offtopic(conversation: Conversation, sig: Signals) -> Answer:
+    opening = _OFFTOPIC_OPENING.get(
+        sig.reason, "抱歉，知识库里没有与这个问题相关的资料，我不能给出有依据的回答。"
+    )
+    return _direct(conversation, "offtopic", f"{opening}\n\n{COVERAGE}")
+
+
+# --------------------------------------------------------------------------------------------
+# Retrieval and composition
+# --------------------------------------------------------------------------------------------
+
+
+def _licence_filter(licence: str | None) -> SearchFilters | None:
+    """The licence's own documents plus the general telecom ones (tagged `vats`); the network
+    culture licence follows other rules, so it gets its own documents only."""
+    if licence is None:
+        return None
+    if licence == "network-culture":
+        return SearchFilters(licences=(licence,))
+    return SearchFilters(licences=tuple(dict.fromkeys((licence, "vats"))))
+
+
+def _short_name(licence: str | None) -> str:
+    if licence is None:
+        return ""
+    vocabulary = load_vocabulary()
+    if licence not in vocabulary.licences:
+        return ""
+    return re.split(r"[（(]", vocabulary.licence_label(licence))[0]
+
+
+def retrieve(kb: KnowledgeBase, text: str, situation: Situation, raw_hits: list[Hit] | None = None,
+             named: bool = False) -> list[Group]:
+    """One group per failure cause (in the order the user named them), then the message's own.
+    `named`: the message itself names the licence, so its name need not be added to the query."""
+    vocabulary = load_vocabulary()
+    floor = kb.settings.cite_min_confidence
+    filters = _licence_filter(situation.licence)
+    name = _short_name(situation.licence)
+    limit = kb.settings.max_message_chars
+    used: set[str] = set()
+    groups: list[Group] = []
+
+    def pick(hits: list[Hit], n: int) -> tuple[Hit, ...]:
+        chosen = []
+        for hit in hits:
+            if len(chosen) == n:
+                break
+            if hit.chunk_id not in used and hit.confidence >= floor:
+                used.add(hit.chunk_id)
+                chosen.append(hit)
+        return tuple(chosen)
+
+    for cause_id in situation.causes[:MAX_CAUSES]:
+        cause = vocabulary.causes.get(cause_id)
+        if cause is None or not cause.query:
+            continue
+        # Measured on ten licence x cause pairs: the licence name plus the cause query, limited to
+        # the licence's documents *and* the cause's topics, ranks the licence's own remedy first;
+        # without the topic limit the name alone pulls in the glossary that lists every licence.
+        query = f"{name} {cause.query}".strip()
+        topical = SearchFilters(licences=filters.licences if filters else (), topics=cause.topics)
+        hits = pick(kb.search(query, 5, filters=topical), CAUSE_HITS)
+        if not hits:
+            hits = pick(kb.search(query, 5, filters=filters), CAUSE_HITS)
+        groups.append(Group(cause.label, query, hits))
+
+    query = text if not name or named else f"{name} {text}"[:limit]
+    if query == text and filters is None and raw_hits:
+        hits = raw_hits
+    else:
+        hits = kb.search(query, 5, filters=filters)
+    # After cause groups, the message's own search adds at most two passages: a message that is
+    # mostly a situation ("…被驳回了，…到期，还来得及吗") retrieves looser matches.
+    label = "与您的问题相关" if groups else ""
+    groups.append(Group(label, query, pick(hits, QUESTION_HITS - 1 if groups else QUESTION_HITS)))
+    return [g for g in groups if g.hits]
+
+
+def _terms(kb: KnowledgeBase, query: str, cached: bool) -> tuple[str, ...]:
+    """Query terms for condensing. Cause queries are a fixed set (licence x cause), so their
+    jieba tokenisation is kept on the KnowledgeBase instance (bounded, dropped with it)."""
+    if not cached:
+        return tuple(kb.tokenizer.query_terms(query).tokens)
+    cache: dict[str, tuple[str, ...]] = kb.__dict__.setdefault("_chat_terms", {})
+    if query not in cache:
+        cache[query] = tuple(kb.tokenizer.query_terms(query).tokens)
+    return cache[query]
+
+
+def _compose(kb: KnowledgeBase, text: str, situation: Situation, today: date, raw_hits: list[Hit],
+             named: bool) -> _Turn:
+    vocabulary = load_vocabulary()
+    deadline = compute(situation.expires_on, today, situation.licence) if situation.expires_on else None
+    groups = retrieve(kb, text, situation, raw_hits, named)
+    hits = tuple(h for g in groups for h in g.hits)
+    numbers = {h.chunk_id: n for n, h in enumerate(hits, start=1)}
+    terms = {g.label: _terms(kb, g.query, cached=g.query != text) for g in groups}
+    follow_up = sections.follow_up_questions(situation)
+    turn = _Turn(text, situation, deadline, groups, hits, follow_up, terms=terms)
+    turn.head = "\n\n".join(
+        [sections.situation_section(situation, vocabulary), sections.deadline_section(deadline, situation)]
+    )
+    if groups:
+        turn.measures = sections.measures_section(groups, numbers, terms)
+    else:
+        turn.measures = ("### 应对措施\n\n知识库中没有找到与您的情况足够相关的资料，无法给出有出处的具体措施。"
+                         "建议直接向发证机关咨询，或补充更多情况后再问我。")
+    tail = [sections.sources_section(hits)] if hits else []
+    if follow_up:
+        tail.append(sections.follow_up_section(follow_up))
+    tail.append(sections.disclaimer(deadline))
+    turn.tail = "\n\n".join(tail)
+    return turn
+
+
+def _answer(turn: _Turn, measures: str, *, notice: str | None = None, complete: bool = True) -> Answer:
+    return Answer(
+        markdown="\n\n".join([turn.head, measures, turn.tail]),
+        grounded=bool(turn.hits),
+        situation=turn.situation,
+        deadline=turn.deadline,
+        hits=turn.hits,
+        follow_up=turn.follow_up,
+        notice=notice,
+        complete=complete,
+    )
+
+
+def _generate(kb: KnowledgeBase, config: LLMConfig, turn: _Turn) -> Iterator[Answer]:
+    """Partial answers while the generator streams, then the complete one (generated, or the
+    extractive section with a notice when generation fails at any point)."""
+    vocabulary = load_vocabulary()
+    numbers = {h.chunk_id: n for n, h in enumerate(turn.hits, start=1)}
+    groups = [(g.label or "要点", [numbers[h.chunk_id] for h in g.hits]) for g in turn.groups]
+    messages = build_messages(turn.text, sections.situation_lines(turn.situation, vocabulary), groups, turn.hits)
+    yield _answer(turn, f"### 应对措施\n\n{GENERATING}", complete=False)
+    text = ""
+    try:
+        for delta in stream_completion(config, messages):
+            text += delta
+            body = sanitize_generated(text, len(turn.hits))
+            yield _answer(turn, f"### 应对措施\n\n{body}\n\n{GENERATING}", complete=False)
+    except LLMError as exc:
+        log.warning("generation failed, extractive answer used: %s", exc)  # never the message text
+        yield _answer(turn, turn.measures, notice=FALLBACK_NOTICE)
+        return
+    body = sanitize_generated(text, len(turn.hits)).strip()
+    yield _answer(turn, f"### 应对措施\n\n{body}")
+
+
+# --------------------------------------------------------------------------------------------
+# Optional conversation log
+# --------------------------------------------------------------------------------------------
+
+
+def _log(kb: KnowledgeBase, conversation: Conversation, text: str, answer: Answer) -> None:
+    if not kb.settings.log_conversations:
+        return
+    s = answer.situation
+    record = {
+        "build_id": kb.build_id,
+        "turn": conversation.turns,
+        "message": text,
+        "kind": answer.kind,
+        "grounded": answer.grounded,
+        "situation": {"licence": s.licence, "causes": list(s.causes),
+                      "expires_on": s.expires_on.isoformat() if s.expires_on else None},
+        "sources": [h.chunk_id for h in answer.hits],
+        "notice": answer.notice,
+    }
+    try:
+        ConversationLog(kb.settings.conversation_log).append(record)
+    except OSError as exc:  # a full disk must not cost the user their answer
+        log.warning("conversation log not written: %s", exc.strerror or exc.__class__.__name__)

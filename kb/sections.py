@@ -1,0 +1,205 @@
+"""The Markdown of an answer, section by section, and the condensing of passages into bullets.
+
+Pure functions over Situation, Deadline and Hit: no retrieval here, so every wording decision can
+be tested without a model. Everything that came from the user or the corpus is escaped (HTML and
+Markdown), so a `<script>` or `[x](javascript:…)` in either is shown as text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kb.deadlines import ON_TIME, Deadline, format_date, load_rules, status_advice
+from kb.situation import Situation
+from kb.types import Hit
+from kb.vocabulary import Vocabulary
+
+DISCLAIMER = "以上内容是根据公开规定和实务资料整理的参考建议，不是发证机关的决定；具体要求以{authority}的答复为准。"
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+_MILESTONE_SENTENCE = re.compile(r"建议节点：[^。]*。")
+
+
+def md_escape(text: str) -> str:
+    """Text shown literally inside Markdown: HTML characters as entities, Markdown marks escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+@dataclass(frozen=True)
+class Group:
+    """Passages retrieved for one reason (a failure cause, or the question itself)."""
+
+    label: str
+    query: str
+    hits: tuple[Hit, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Condensing a passage
+# --------------------------------------------------------------------------------------------
+
+_SENTENCE = re.compile(r"[^。！？；!?;]+[。！？；!?;]?")
+_NUMBERING = re.compile(r"^\s*(?:[(（]?[0-9一二三四五六七八九十]+[)）、.．]|[-*•]\s)\s*")
+_META = ("本文", "本节", "下文", "以下", "如下")
+MAX_SENTENCE_CHARS = 120
+
+
+def _sentences(text: str) -> list[tuple[str, str]]:
+    """(sub-heading, sentence) pairs; a short line without final punctuation is a sub-heading."""
+    out: list[tuple[str, str]] = []
+    sub = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if len(line) <= 30 and not re.search(r"[。！？；!?;：:]$", line):
+            sub = _NUMBERING.sub("", line).strip("*# ")
+            continue
+        for m in _SENTENCE.finditer(_NUMBERING.sub("", line)):
+            sentence = m.group(0).strip()
+            if len(sentence) >= 6:
+                out.append((sub, sentence))
+    return out
+
+
+def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2) -> str:
+    """The passage's most relevant sentences (by weighted overlap with the query terms), in
+    their original order, with the sub-heading of the first one as a lead-in."""
+    sentences = _sentences(hit.text)
+    if not sentences:
+        return hit.text.strip()[:MAX_SENTENCE_CHARS]
+    # Query terms come normalised from the tokenizer and the corpus is simplified Chinese (kb
+    # check enforces it), so lower-casing is enough here; full normalisation (OpenCC) per sentence
+    # cost ~20 ms per answer.
+    wanted = {t.lower() for t in terms if len(t) >= 2}
+
+    def score(item: tuple[str, str]) -> float:
+        sub, sentence = item
+        norm = f"{sub} {sentence}".lower()
+        value = sum(len(t) for t in wanted if t in norm)
+        return value - (100 if sentence.startswith(_META) else 0)
+
+    scores = [score(item) for item in sentences]
+    ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+    chosen = sorted(ranked[:max_sentences])
+    chosen = [i for i in chosen if scores[i] >= 0] or chosen[:1]  # "本文说明…" only when alone
+    parts = []
+    for n, i in enumerate(chosen):
+        sub, sentence = sentences[i]
+        if len(sentence) > MAX_SENTENCE_CHARS:
+            sentence = sentence[: MAX_SENTENCE_CHARS - 1] + "…"
+        parts.append(f"{sub}：{sentence}" if n == 0 and sub and sub not in sentence else sentence)
+    text = "".join(parts)
+    return text[:-1] + "。" if text.endswith(("；", ";", "，", ",")) else text
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def licence_label(situation: Situation, vocabulary: Vocabulary) -> str | None:
+    if situation.licence is None or situation.licence not in vocabulary.licences:
+        return None
+    return vocabulary.licence_label(situation.licence)
+
+
+def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
+    """Plain-text facts as understood (also given to the generator)."""
+    causes = "、".join(vocabulary.cause_label(c) for c in situation.causes if c in vocabulary.causes)
+    if situation.expires_on is None:
+        expiry = "未说明"
+    elif situation.date_precision == "day":
+        expiry = format_date(situation.expires_on)
+    else:
+        expiry = f"约{format_date(situation.expires_on)}（根据“{situation.date_text}”推算，请以证书上的日期为准）"
+    return [
+        f"许可证：{licence_label(situation, vocabulary) or '未说明'}",
+        f"遇到的问题：{causes or '未说明'}",
+        f"有效期届满日：{expiry}",
+    ]
+
+
+def situation_section(situation: Situation, vocabulary: Vocabulary) -> str:
+    return "### 情况判断\n\n" + "\n".join(f"- {md_escape(line)}" for line in situation_lines(situation, vocabulary))
+
+
+def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
+    if deadline is None:
+        rule, assumed = load_rules().rule_for(situation.licence)
+        if assumed:
+            rule_text = "增值电信业务经营许可证须在有效期届满前90日提出续期申请，网络文化经营许可证为届满前30日"
+        else:
+            rule_text = f"按{rule.label}，须在有效期届满前{rule.lead_days}日提出续期申请"
+        return (
+            "### 时间提醒\n\n"
+            f"您还没有说明许可证的到期日期。{rule_text}，逾期不能再办续期。告诉我证书上的到期日后，我会算出最晚提交日和准备节点。"
+        )
+    # status_advice lists the upcoming milestones in one sentence ("建议节点：…。"); the answer
+    # shows them as a list instead, so that sentence is cut here.
+    advice = _MILESTONE_SENTENCE.sub("", status_advice(deadline))
+    lines = ["### 时间提醒", "", md_escape(advice)]
+    upcoming = [(day, label) for day, label in deadline.milestones if day >= deadline.today]
+    if deadline.status == ON_TIME and upcoming:
+        lines += ["", "建议的准备节点（可下载日历提醒）："]
+        for day, label in upcoming:
+            text = f"{format_date(day)}：{md_escape(label)}"
+            lines.append(f"- **{text}**" if day == deadline.apply_by else f"- {text}")
+    return "\n".join(lines)
+
+
+def measures_section(groups: Sequence[Group], numbers: dict[str, int], terms: dict[str, Sequence[str]]) -> str:
+    """Bullets grouped by cause; `numbers` maps chunk_id -> citation number."""
+    lines = ["### 应对措施", ""]
+    for group in groups:
+        if not group.hits:
+            continue
+        if len(groups) > 1 or group.label:
+            lines.append(f"**{md_escape(group.label)}**")
+            lines.append("")
+        for hit in group.hits:
+            lines.append(f"- {md_escape(condense(hit, terms.get(group.label, ())))} [{numbers[hit.chunk_id]}]")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def source_line(n: int, hit: Hit) -> str:
+    where = md_escape(hit.title or hit.doc_id)
+    if hit.heading:
+        where += " › " + md_escape(hit.heading.replace(" > ", " › "))
+    updated = f"（更新于 {md_escape(hit.chunk.updated)}）" if hit.chunk.updated else ""
+    return f"[{n}] {where}{updated}"
+
+
+def sources_section(hits: Sequence[Hit]) -> str:
+    # Two trailing spaces would be a Markdown line break; a list keeps one source per line.
+    return "### 参考来源\n\n" + "\n".join(f"- {source_line(n, h)}" for n, h in enumerate(hits, start=1))
+
+
+def follow_up_questions(situation: Situation) -> tuple[str, ...]:
+    questions = []
+    if situation.licence is None:
+        questions.append("您的是哪一种许可证？例如呼叫中心（B24）、ICP（B25）、EDI（B21）、IDC/CDN/ISP、SP，或网络文化经营许可证。")
+    elif situation.licence == "vats":
+        questions.append("您的增值电信业务经营许可证具体是哪类业务（呼叫中心、ICP、EDI、IDC……）？不同业务的补救要点不同。")
+    if not situation.causes:
+        questions.append(
+            "续期遇到了什么问题？如果被驳回或要求补正，通知里写的原因是什么（如材料不齐、人员资质、营销外呼投诉、"
+            "数据安全、公司变更、年报、许可条件）？如果只是提前准备，也请告诉我。"
+        )
+    if situation.expires_on is None:
+        questions.append("许可证的有效期到哪一天？请按证书上的日期告诉我（如 2027年3月15日），我来计算最晚提交日。")
+    elif situation.date_precision != "day":
+        questions.append(f"您说的到期时间（“{situation.date_text}”）是大概的，证书上的具体到期日是哪一天？")
+    return tuple(questions)
+
+
+def follow_up_section(questions: Sequence[str]) -> str:
+    return "### 还需要您补充\n\n" + "\n".join(f"{n}. {md_escape(q)}" for n, q in enumerate(questions, start=1))
+
+
+def disclaimer(deadline: Deadline | None) -> str:
+    authority = deadline.rule.authority if deadline is not None else "发证机关（工业和信息化部或省通信管理局等）"
+    return f"*{md_escape(DISCLAIMER.format(authority=authority))}*"

@@ -1,0 +1,208 @@
+"""Answers composed from the real index and model: sections, citations, deadlines, off-topic,
+bad input. Pure rendering helpers are tested without the model at the end."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from kb.answer import Answer, sanitize
+from kb.conversation import Conversation
+from kb.scope import calibrate, load_offtopic, signals
+from kb.sections import condense, md_escape
+from kb.situation import extract
+from kb.types import Chunk, Hit
+
+TODAY = date(2026, 6, 1)
+EXAMPLE = "我们呼叫中心证续期被驳回了，说材料不齐，证是明年3月15号到期的，还来得及吗"
+EVAL = Path(__file__).resolve().parent / "eval"
+SECTIONS = ("### 情况判断", "### 时间提醒", "### 应对措施", "### 参考来源")
+
+
+def ask(kb, message: str, today: date = TODAY) -> Answer:
+    return kb.ask(message, Conversation(), today=today)
+
+
+def citations(markdown: str) -> set[int]:
+    body = markdown.split("### 参考来源")[0]
+    return {int(n) for n in re.findall(r"\[(\d+)\]", body)}
+
+
+def test_issue_example_gets_a_grounded_cited_answer(real_kb):
+    a = ask(real_kb, EXAMPLE)
+    assert a.grounded and a.complete and a.kind == "answer"
+    assert a.situation.licence == "call-center" and a.situation.causes == ("materials",)
+    assert a.deadline is not None and a.deadline.status == "on_time"
+    assert a.deadline.apply_by == date(2026, 12, 15)
+    md = a.markdown
+    assert all(md.index(s) < md.index(t) for s, t in zip(SECTIONS, SECTIONS[1:], strict=False))
+    assert "2027年3月15日" in md and "2026年12月15日" in md and "呼叫中心业务（B24）" in md
+    # The first group is the cause, and it cites the call-centre materials remedy.
+    assert "**申请材料不齐或不合规**" in md
+    materials = [h for h in a.hits if h.doc_id == "call-center/cause-materials.md"]
+    assert materials and a.hits[0].doc_id == "call-center/cause-materials.md"
+    # Every citation points at a listed source and every source is cited.
+    assert citations(md) == set(range(1, len(a.hits) + 1))
+    sources = md.split("### 参考来源")[1]
+    for n, hit in enumerate(a.hits, start=1):
+        assert f"[{n}] {hit.title}" in sources
+    assert "（更新于 2026-" in sources
+    # Nothing is missing, so nothing is asked; the last line says this is guidance only.
+    assert a.follow_up == () and "### 还需要您补充" not in md
+    assert md.rstrip().splitlines()[-1].startswith("*以上内容是") and "不是发证机关的决定" in md
+
+
+def test_json_shape(real_kb):
+    data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
+    assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
+    assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "expires_on": "2027-03-15",
+                                 "date_precision": "day"}
+    assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
+    assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]
+
+
+def test_ics_offered_only_with_a_deadline(real_kb):
+    ics = ask(real_kb, EXAMPLE).ics()
+    assert ics.startswith("BEGIN:VCALENDAR") and "DTSTART;VALUE=DATE:20261215" in ics
+    assert ask(real_kb, "ICP证续期需要准备哪些材料").ics() is None
+
+
+def test_missing_facts_are_asked_not_guessed(real_kb):
+    a = ask(real_kb, "ICP证续期需要准备哪些材料")
+    assert a.grounded and a.deadline is None and a.situation.expires_on is None
+    assert "有效期届满日：未说明" in a.markdown
+    assert "### 还需要您补充" in a.markdown and any("到哪一天" in q for q in a.follow_up)
+    assert not any("哪一种许可证" in q for q in a.follow_up)
+    b = ask(real_kb, "续期被驳回了怎么办")
+    assert b.grounded and "许可证：未说明" in b.markdown
+    assert any("哪一种许可证" in q for q in b.follow_up) and len(b.follow_up) == 3
+
+
+def test_unknown_licence_deadline_says_the_telecom_rule_was_assumed(real_kb):
+    a = ask(real_kb, "证是2026年12月31日到期的，最晚哪天交申请")
+    assert a.deadline is not None and a.deadline.rule_assumed
+    assert "暂按" in a.markdown and "2026年10月2日" in a.markdown
+
+
+def test_window_missed_and_expired_statuses(real_kb):
+    missed = ask(real_kb, "我们ICP证2026年7月20日到期，还没申请续期")
+    assert missed.deadline.status == "window_missed" and "立即联系" in missed.markdown
+    expired = ask(real_kb, "呼叫中心证上个月已经过期了，怎么办")
+    assert "expired" in expired.situation.causes and expired.grounded
+    assert any("expired" in h.chunk.doc_id or "过期" in h.text for h in expired.hits)
+
+
+def test_network_culture_licence_uses_its_own_rule_and_documents(real_kb):
+    a = ask(real_kb, "网络文化经营许可证2026年12月1日到期，材料还没准备")
+    assert a.deadline.rule.lead_days == 30 and a.deadline.apply_by == date(2026, 11, 1)
+    assert a.hits and all("network-culture" in h.chunk.licences for h in a.hits)
+
+
+OFFTOPIC_EXAMPLES = ["今天天气怎么样", "帮我写一首诗", "how to bake bread", "营业执照怎么注销", "驾驶证到期了怎么换证",
+                     "食品经营许可证怎么续期", "你好", "今天天氣怎麼樣", "😀😀😀"]
+
+
+@pytest.mark.parametrize("message", OFFTOPIC_EXAMPLES)
+def test_offtopic_messages_are_not_answered_from_passages(real_kb, message):
+    a = ask(real_kb, message)
+    assert not a.grounded and a.hits == () and a.deadline is None and a.kind == "offtopic"
+    assert "续期" in a.markdown and "### 应对措施" not in a.markdown
+
+
+def test_offtopic_set_and_on_topic_questions_are_separated(real_kb):
+    """The configured min_confidence on every off-topic message and every labelled on-topic
+    question (calibrated with `kb eval --calibrate`: 1/49 answered off-topic, 3/238 refused)."""
+    off = load_offtopic(EVAL)
+    on = []
+    for file in sorted(EVAL.glob("questions-*.jsonl")):
+        rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        on += [(r["id"], r["question"]) for r in rows]
+    t = real_kb.settings.min_confidence
+    result = calibrate(real_kb, on, off, thresholds=[t])
+    rates = result["table"][0]["all"]
+    assert len(off) >= 40 and rates["n_on"] >= 200
+    assert rates["false_grounded"] <= 0.05, result["mistakes"]
+    assert rates["false_ungrounded"] <= 0.03, result["mistakes"]
+
+
+@pytest.mark.parametrize("message", ["", "   \n\t ", "\x00\x00", "\u200b"])
+def test_empty_message_gets_a_prompt(real_kb, message):
+    conv = Conversation()
+    a = real_kb.ask(message, conv, today=TODAY)
+    assert a.kind == "empty" and not a.grounded and "请描述" in a.markdown and conv.turns == 0
+
+
+def test_too_long_message_is_refused_with_the_limit(real_kb):
+    a = ask(real_kb, "呼叫中心证续期" * 20_000)
+    limit = real_kb.settings.max_message_chars
+    assert a.kind == "too_long" and not a.grounded and f"{limit} 字" in a.markdown
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "呼叫中心\x00证续期\x07被驳回\x1b[31m了",
+        "ICP证\ud800续期\udfff材料",
+        "😀我们的呼叫中心证🔥明年3月到期😱",
+        "我們的ICP證明年３月１５號到期，材料不齊 — renewal rejected, какой срок?",
+        "\u202e呼叫中心\u200f续期\ufeff",
+    ],
+)
+def test_odd_characters_never_raise(real_kb, message):
+    a = ask(real_kb, message)
+    json.dumps(a.to_dict(), ensure_ascii=False).encode("utf-8")  # serialisable, no surrogates
+    assert "\x00" not in a.markdown and a.grounded
+
+
+def test_html_in_the_message_is_never_echoed_raw(real_kb):
+    a = ask(real_kb, '<script>alert(1)</script><img src=x onerror=alert(2)> 呼叫中心证"下个月底"到期，材料被退回')
+    assert a.grounded
+    assert "<script" not in a.markdown and "<img" not in a.markdown
+    plain = ask(real_kb, "<b>呼叫中心</b>证明年3月到期")
+    assert "<b>" not in plain.markdown
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers (no model)
+# --------------------------------------------------------------------------------------------
+
+
+def test_md_escape_neutralises_html_and_markdown():
+    out = md_escape("<script>x</script> [a](javascript:1) **b** ![i](u)")
+    assert "<" not in out and "\\[a\\]" in out and "\\*\\*b" in out and "!\\[i\\]" in out
+
+
+def test_condense_picks_relevant_sentences_with_their_subheading():
+    text = ("本文列出常见问题。\n1、逐项对照审批意见核对\n把审批机关指出的问题一条条列出来。意见没说明白的，直接问清楚。\n"
+            "2、缺少证明文件\n常被指出缺少的文件有营业执照副本。天气很好。")
+    chunk = Chunk(chunk_id="x#1", doc_id="x", ordinal=1, title="t", heading="h", text=text, start_line=1, end_line=5)
+    hit = Hit(rank=1, score=1.0, confidence=1.0, chunk=chunk)
+    out = condense(hit, ["审批", "缺少", "文件", "营业执照"])
+    assert out.startswith("逐项对照审批意见核对：把审批机关") and "营业执照" in out
+    assert "本文" not in out and "天气" not in out
+
+
+def test_signals_decide_scope_before_retrieval():
+    def sig(message: str, context: bool = False) -> tuple[bool | None, str]:
+        s = signals(message, extract(message, TODAY), context)
+        return s.verdict, s.reason
+
+    assert sig("那ICP证呢") == (True, "licence")
+    assert sig("续期被驳回了") == (True, "anchor")
+    assert sig("How do I renew a telecom licence?") == (True, "anchor")
+    assert sig("驾驶证到期了怎么换证") == (False, "foreign")
+    assert sig("卫生许可证过期了还能营业吗") == (False, "foreign")
+    assert sig("你好！") == (False, "smalltalk")
+    assert sig("是因为材料问题", context=True) == (True, "follow-up")
+    assert sig("是因为材料问题") == (None, "confidence")
+    assert sig("今天天气怎么样") == (None, "confidence")
+
+
+def test_sanitize_removes_control_characters_and_surrogates():
+    assert sanitize("a\x00b\ud800c\r\nd") == "abc\nd"
+    assert sanitize(None) == "" and sanitize(123) == "123"
+

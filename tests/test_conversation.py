@@ -1,0 +1,73 @@
+"""Multi-turn chat: the situation accumulates, follow-ups update it, retrieval uses it, reset."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from kb.conversation import Conversation
+from kb.situation import Situation
+
+TODAY = date(2026, 6, 1)
+
+
+def test_conversation_reset_clears_everything():
+    conv = Conversation(situation=Situation(licence="icp"), turns=3)
+    assert conv.has_context
+    conv.reset()
+    assert conv.situation == Situation() and conv.turns == 0 and not conv.has_context
+
+
+def test_follow_ups_build_up_the_situation(real_kb):
+    conv = Conversation()
+    first = real_kb.ask("我们的呼叫中心证续期出问题了", conv, today=TODAY)
+    assert first.grounded and conv.turns == 1
+    assert first.situation.licence == "call-center" and first.deadline is None
+    assert len(first.follow_up) == 2  # cause and expiry date still missing
+
+    second = real_kb.ask("还有两个月到期", conv, today=TODAY)
+    assert second.grounded and second.situation.licence == "call-center"
+    assert second.situation.expires_on == date(2026, 8, 1) and second.situation.date_precision == "approximate"
+    assert second.deadline is not None and second.deadline.status == "window_missed"
+    assert any("具体到期日" in q for q in second.follow_up)
+
+    third = real_kb.ask("是因为材料问题", conv, today=TODAY)
+    assert third.grounded and third.situation.causes == ("materials",)
+    assert third.situation.expires_on == date(2026, 8, 1)  # kept from the earlier turn
+    # Retrieval used the accumulated situation: the call-centre materials remedy, cited first.
+    assert third.hits[0].doc_id == "call-center/cause-materials.md"
+    assert "**申请材料不齐或不合规**" in third.markdown
+
+    fourth = real_kb.ask("那ICP证呢", conv, today=TODAY)
+    assert fourth.situation.licence == "icp" and fourth.situation.causes == ("materials",)
+    assert fourth.deadline is not None and fourth.deadline.expires_on == date(2026, 8, 1)
+    assert fourth.hits and not any(h.chunk.licences == ("call-center",) for h in fourth.hits)
+    assert any("icp" in h.chunk.licences for h in fourth.hits)
+    assert conv.turns == 4
+
+
+def test_offtopic_turn_keeps_the_situation(real_kb):
+    conv = Conversation()
+    real_kb.ask("ICP证明年3月15日到期，年报漏报了", conv, today=TODAY)
+    before = conv.situation
+    answer = real_kb.ask("今天天气怎么样", conv, today=TODAY)
+    assert not answer.grounded and conv.situation == before and answer.situation == before
+    after = real_kb.ask("需要准备什么", conv, today=TODAY)
+    assert after.situation == before
+
+
+def test_restart_resets_the_conversation(real_kb):
+    conv = Conversation()
+    real_kb.ask("呼叫中心证明年3月15日到期，人员社保不够", conv, today=TODAY)
+    assert conv.has_context
+    for word in ("重新开始", "重新开始咨询", " 重新开始！"):
+        answer = real_kb.ask(word, conv, today=TODAY)
+        assert answer.kind == "reset" and not answer.hits and "重新开始" in answer.markdown
+        assert conv.situation == Situation() and conv.turns == 0
+    fresh = real_kb.ask("续期材料要准备什么", conv, today=TODAY)
+    assert fresh.situation.licence is None
+
+
+def test_ask_without_conversation_is_a_single_turn(real_kb):
+    a = real_kb.ask("ICP证明年3月15日到期", today=TODAY)
+    b = real_kb.ask("是因为材料问题", today=TODAY)
+    assert a.situation.licence == "icp" and b.situation.licence is None
