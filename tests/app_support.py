@@ -40,6 +40,10 @@ questions:
 """
 
 
+# The consultant password of the locked app server (non-ASCII on purpose: HTTP headers are latin-1).
+CONSULTANT_PASSWORD = "s3cret-顾问"
+
+
 def make_corpus(dest: Path) -> Path:
     shutil.copytree(FIXTURE_CORPUS, dest)
     for rel in REAL_DOCS:

@@ -92,3 +92,21 @@ def app_live(app_settings: Settings):
     from kb.live import LiveKnowledgeBase
 
     return LiveKnowledgeBase(app_settings)
+
+
+@pytest.fixture(scope="module")
+def server(app_settings, app_live):
+    """The web app on a free loopback port (per test module), over the small app index."""
+    from app_support import AppServer
+
+    with AppServer(app_settings, app_live) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def locked_server(app_settings, app_live):
+    """The same app with a consultant password (app_support.CONSULTANT_PASSWORD)."""
+    from app_support import CONSULTANT_PASSWORD, AppServer
+
+    with AppServer(app_settings.replace(consultant_password=CONSULTANT_PASSWORD), app_live) as srv:
+        yield srv

@@ -12,24 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from app_support import CONSULTANT_PASSWORD as PASSWORD
 from app_support import XSS_DOC, AppServer
 
 TODAY = "2026-11-29"
-PASSWORD = "s3cret-顾问"
 # HTTP headers are latin-1 on the wire: a UTF-8 password travels as its raw bytes.
 PASSWORD_HEADER = PASSWORD.encode("utf-8").decode("latin-1")
-
-
-@pytest.fixture(scope="module")
-def server(app_settings, app_live):
-    with AppServer(app_settings, app_live) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def locked_server(app_settings, app_live):
-    with AppServer(app_settings.replace(consultant_password=PASSWORD), app_live) as srv:
-        yield srv
 
 
 def call(

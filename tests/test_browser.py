@@ -13,7 +13,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from app_support import XSS_DOC, AppServer
+from app_support import CONSULTANT_PASSWORD as PASSWORD
+from app_support import XSS_DOC
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,25 +25,12 @@ pytestmark = [
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PASSWORD = "顾问-pass-42"
 TIMEOUT = 90_000  # ms; the first answer pays for warming the model on a busy 2-core machine
 
 if CHROMIUM is None:
     pytest.skip("no chromium on PATH: run `make browser` (apt-get install chromium)", allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def server(app_settings, app_live):
-    with AppServer(app_settings, app_live) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def locked_server(app_settings, app_live):
-    with AppServer(app_settings.replace(consultant_password=PASSWORD), app_live) as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")
