@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kb.types import Chunk, Document
 
-CHUNKING_VERSION = 1
+CHUNKING_VERSION = 2
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _CN_NUM = "一二三四五六七八九十百零〇两"
@@ -32,7 +32,7 @@ _MAX_HEADING_CHARS = 40
 
 @dataclass(frozen=True)
 class ChunkingParams:
-    min_chars: int = 100
+    min_chars: int = 250
     max_chars: int = 400
 
     def to_dict(self) -> dict[str, int]:
@@ -65,13 +65,14 @@ def chunk_document(doc: Document, params: ChunkingParams | None = None) -> list[
     chunks = []
     for ordinal, piece in enumerate(merged):
         path, text = piece.render()
+        heading = " > ".join(path) or piece.section_label()
         chunks.append(
             Chunk(
                 chunk_id=f"{doc.doc_id}#{ordinal}",
                 doc_id=doc.doc_id,
                 ordinal=ordinal,
                 title=doc.title,
-                heading=" > ".join(path),
+                heading=heading,
                 text=text,
                 start_line=piece.first_line,
                 end_line=max(piece.end, piece.first_line),
@@ -109,6 +110,14 @@ class _Piece:
             common = common[:n]
         return common
 
+    def section_label(self) -> str:
+        """For a piece spanning top-level sections: their headings, "一、… / 二、…"."""
+        tops: list[str] = []
+        for path, _ in self.segments:
+            if path and path[0] not in tops:
+                tops.append(path[0])
+        return " / ".join(tops)
+
     def render(self) -> tuple[tuple[str, ...], str]:
         common = self.common_path()
         lines: list[str] = []
@@ -124,17 +133,18 @@ class _Piece:
 
 
 def _merge_small(pieces: list[_Piece], params: ChunkingParams) -> list[_Piece]:
-    """Neighbouring pieces of the same top-level section merge while one of them is under
-    min_chars and the result stays within max_chars: a run of one-paragraph sub-points
-    ("1、… 2、… 3、…") becomes one passage under its parent heading."""
+    """Neighbouring pieces merge while one of them is under min_chars and the result stays
+    within max_chars: a run of one-paragraph sub-points ("1、… 2、… 3、…") becomes one passage
+    under its parent heading, and short neighbouring sections share a passage, each keeping its
+    heading as a line of the text. Measured on the eval's tuning split: merging across sections
+    (min 250) lifts hybrid passage hit@3 from 0.724 to 0.789 at an unchanged doc@3."""
     out: list[_Piece] = []
     for piece in pieces:
         if out:
             prev = out[-1]
             candidate = _Piece(prev.segments + piece.segments, prev.start, piece.end, prev.heading_line)
             small = len(prev.render()[1]) < params.min_chars or len(piece.render()[1]) < params.min_chars
-            same_part = bool(candidate.common_path()) or not any(p for p, _ in candidate.segments)
-            if small and same_part and len(candidate.render()[1]) <= params.max_chars:
+            if small and len(candidate.render()[1]) <= params.max_chars:
                 out[-1] = candidate
                 continue
         out.append(piece)

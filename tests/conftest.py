@@ -52,7 +52,8 @@ def corpus_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def hash_settings(tmp_path: Path, corpus_copy: Path) -> Settings:
-    return load_settings({"corpus": corpus_copy, "index": tmp_path / "index"}, env={})
+    # Small chunks, so the four short fixture documents still make a chunk per section.
+    return load_settings({"corpus": corpus_copy, "index": tmp_path / "index", "chunk_min_chars": 30}, env={})
 
 
 @pytest.fixture

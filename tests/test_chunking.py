@@ -27,9 +27,10 @@ GUIDE = """# 测试文档
 
 
 def test_heading_path_is_kept_and_small_subpoints_merge_under_their_parent():
-    chunks = chunk_document(doc(GUIDE))
+    chunks = chunk_document(doc(GUIDE), ChunkingParams(min_chars=40, max_chars=400))
     headings = [c.heading for c in chunks]
-    assert "一、查明原因" in headings[1]
+    # the short lead paragraph joins the first section, which names the passage
+    assert headings[0] == "一、查明原因" and "导语" in chunks[0].text
     last = chunks[-1]
     assert last.heading.startswith("二、应对之策")
     # two one-paragraph sub-points merged: the sub-headings become lines of the passage
@@ -76,3 +77,13 @@ def test_chunks_never_cross_documents_and_lines_point_into_the_document():
         first_para = c.text.split("\n")[0]
         window = "\n".join(lines[c.start_line - 1:c.end_line])
         assert first_para in window or c.heading.split(" > ")[-1] in window
+
+
+def test_short_sections_share_a_passage_that_names_every_section():
+    chunks = chunk_document(doc(GUIDE))  # default: pieces under 250 characters merge
+    assert len(chunks) == 1
+    only = chunks[0]
+    assert only.heading == "一、查明原因 / 二、应对之策"
+    for line in ("一、查明原因", "二、应对之策", "1、材料问题", "2、人员资质", "导语"):
+        assert line in only.text
+    assert only.start_line == 3 and only.end_line == GUIDE.count("\n")

@@ -24,7 +24,8 @@ def settings(hash_settings):
 
 
 def run_status(settings, *args: str):
-    env = {"KB_MODEL": HASH_MODEL, "KB_CORPUS": str(settings.corpus), "KB_INDEX": str(settings.index)}
+    env = {"KB_MODEL": HASH_MODEL, "KB_CORPUS": str(settings.corpus), "KB_INDEX": str(settings.index),
+           "KB_CHUNK_MIN_CHARS": str(settings.chunk_min_chars)}
     return CliRunner().invoke(main, ["status", *args], env=env)
 
 
