@@ -45,6 +45,7 @@ from kb.types import Chunk, Document
 from kb.vectors import build_dense_index
 
 LOCK_FILE = ".build.lock"
+_FAQ_MIN_PASSAGE_CHARS = 120  # FAQ keys skip shorter passages (see _question_entries)
 StageFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -299,7 +300,10 @@ def _question_rows(documents: tuple[Document, ...]) -> list[tuple[str, str]]:
 
 
 def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> list[Entry]:
-    """An FAQ question key points at the chunk of its document that answers it best."""
+    """An FAQ question key points at the chunk of its document that answers it best. A stub
+    passage (a one-sentence closing section) is skipped when the document has others: its vector
+    is mostly the document title, so it "wins" generic questions it cannot answer (on the eval's
+    tuning split: hit@1 0.632 -> 0.645, MRR 0.763 -> 0.769, hit@3 unchanged)."""
     by_doc: dict[str, list[int]] = {}
     for i, c in enumerate(chunks):
         by_doc.setdefault(c.doc_id, []).append(i)
@@ -308,7 +312,8 @@ def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> lis
         ids = by_doc.get(doc_id)
         if not ids:
             continue
-        best = ids[int(np.argmax(chunk_vectors[ids] @ vec))]
+        candidates = [i for i in ids if len(chunks[i].text) >= _FAQ_MIN_PASSAGE_CHARS] or ids
+        best = candidates[int(np.argmax(chunk_vectors[candidates] @ vec))]
         entries.append(Entry(best, "question", question))
     return entries
 
