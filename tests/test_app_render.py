@@ -41,6 +41,11 @@ def test_highlight_escapes_everything_and_marks_terms():
     assert highlight("a.b a+b", ["a+b"]) == "a.b <mark>a+b</mark>"
 
 
+def test_highlight_skips_single_characters_when_words_matched():
+    assert highlight("材料不全，证不一致", ["材料", "不", "证"]) == "<mark>材料</mark>不全，证不一致"
+    assert highlight("证不一致", ["证"]) == "<mark>证</mark>不一致"  # nothing longer: still marked
+
+
 def test_results_and_document_html_never_contain_live_markup():
     hit = _hit()
     for html in (
