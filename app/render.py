@@ -69,8 +69,8 @@ def citation_text(hit: Hit) -> str:
 
 def highlight(text: str, terms: Iterable[str]) -> str:
     """HTML of `text` with every occurrence of `terms` wrapped in <mark>; all text escaped.
-    Single characters (「不」 from 「来不及」) are not marked when longer terms are: marking every
-    「不」 and 「证」 in a passage hides the words that matched."""
+    Single characters are not marked when longer terms are: marking every 「不」 and 「证」 of a
+    passage hides the words that matched."""
     words = sorted({t for t in terms if t and t.strip()}, key=len, reverse=True)
     if words and len(words[0]) > 1:
         words = [w for w in words if len(w) > 1]
