@@ -270,7 +270,7 @@ def _calibrate(index: Path | None, questions: Path | None, as_json: bool) -> Non
 
     settings = _settings(index=index)
     path = questions or settings.eval_questions
-    on_topic = [(q.id, q.question) for q in load_questions(path)]
+    on_topic = [(q.id, q.question, q.split) for q in load_questions(path)]
     off_topic = load_offtopic(path if path.is_dir() else path.parent)
     result = calibrate(KnowledgeBase.open(settings=settings), on_topic, off_topic)
     result["current_min_confidence"] = settings.min_confidence

@@ -3,7 +3,8 @@
 A question is answered at rank r when the hit at r comes from one of its `relevant` documents
 and (when given) its passage contains every `must_contain` string. One third of the questions
 (by a hash of their id, so nobody picks them) is held out: no tuning decision looks at it, and it
-is reported separately.
+is reported separately. A row may fix its split with `"split": "heldout"`: a batch of questions
+written after the tuning, by someone who had not seen the misses, is held out as a whole.
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ class Question:
     relevant: tuple[str, ...]
     must_contain: tuple[str, ...] = ()
     kind: str = "colloquial"
+    fixed_split: str | None = None
 
     @property
     def split(self) -> str:
-        return "heldout" if int(hashlib.sha256(self.id.encode()).hexdigest(), 16) % 3 == 0 else "tune"
+        return self.fixed_split or hash_split(self.id)
+
+
+def hash_split(item_id: str) -> str:
+    """One third of the ids, fixed by a hash so nobody picks them, is held out."""
+    return "heldout" if int(hashlib.sha256(item_id.encode()).hexdigest(), 16) % 3 == 0 else "tune"
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -47,12 +54,16 @@ def load_questions(path: Path) -> list[Question]:
                 continue
             try:
                 row = json.loads(line)
+                split = row.get("split")
+                if split not in (None, "tune", "heldout"):
+                    raise ValueError(f"split must be tune or heldout, not {split!r}")
                 out.append(Question(
                     id=str(row["id"]),
                     question=str(row["question"]),
                     relevant=tuple(row["relevant"]),
                     must_contain=tuple(row.get("must_contain") or ()),
                     kind=str(row.get("kind", "colloquial")),
+                    fixed_split=split,
                 ))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(f"{file}:{number}: not a valid question ({exc}).") from None

@@ -17,7 +17,6 @@ tests/eval/offtopic*.jsonl (`kb eval --calibrate`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -104,21 +103,18 @@ def decide(sig: Signals, confidence: float, threshold: float) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def split_of(item_id: str) -> str:
-    """The same hash split as kb.evaluate.Question.split."""
-    return "heldout" if int(hashlib.sha256(item_id.encode()).hexdigest(), 16) % 3 == 0 else "tune"
+def load_offtopic(folder: Path) -> list[tuple[str, str, str]]:
+    """(id, question, split) of every offtopic*.jsonl in `folder`, split as for the labelled set."""
+    from kb.evaluate import hash_split
 
-
-def load_offtopic(folder: Path) -> list[tuple[str, str]]:
-    """(id, question) pairs of every offtopic*.jsonl in `folder`."""
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str]] = []
     for file in sorted(folder.glob("offtopic*.jsonl")):
         for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                out.append((str(row["id"]), str(row["question"])))
+                out.append((str(row["id"]), str(row["question"]), hash_split(str(row["id"]))))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(f"{file}:{number}: not a valid off-topic item ({exc}).") from None
     if not out:
@@ -131,12 +127,13 @@ DEFAULT_THRESHOLDS = tuple(round(0.40 + 0.05 * i, 2) for i in range(12))  # 0.40
 
 def calibrate(
     kb: Any,
-    on_topic: Sequence[tuple[str, str]],
-    off_topic: Sequence[tuple[str, str]],
+    on_topic: Sequence[tuple[str, str, str]],
+    off_topic: Sequence[tuple[str, str, str]],
     thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
 ) -> dict[str, Any]:
     """False-grounded (off-topic answered) and false-ungrounded (on-topic refused) rates per
-    threshold, for the whole set and per split; `recommended` minimises their sum on `tune`."""
+    threshold, for the whole set and per split; `recommended` minimises their sum on `tune`.
+    Items are (id, text, split) with split "tune" or "heldout" (see kb.evaluate)."""
     from datetime import date
 
     from kb.situation import extract
@@ -144,11 +141,11 @@ def calibrate(
     today = date(2026, 6, 1)  # fixed: the verdict must not depend on the day it is measured
     rows = []
     for label, items in (("on", on_topic), ("off", off_topic)):
-        for item_id, text in items:
+        for item_id, text, split in items:
             sig = signals(text, extract(text, today))
             hits = kb.search(text, 5) if text.strip() else []
             conf = max((h.confidence for h in hits), default=0.0)
-            rows.append({"id": item_id, "text": text, "label": label, "split": split_of(item_id),
+            rows.append({"id": item_id, "text": text, "label": label, "split": split,
                          "reason": sig.reason, "sig": sig, "confidence": conf})
     table = []
     for t in thresholds:
