@@ -41,6 +41,14 @@ def hash_split(item_id: str) -> str:
     return "heldout" if int(hashlib.sha256(item_id.encode()).hexdigest(), 16) % 3 == 0 else "tune"
 
 
+def row_split(row: dict[str, Any]) -> str | None:
+    """A row's own "split" ("tune" or "heldout"), or None to use the hash; ValueError otherwise."""
+    split = row.get("split")
+    if split not in (None, "tune", "heldout"):
+        raise ValueError(f"split must be tune or heldout, not {split!r}")
+    return split
+
+
 def load_questions(path: Path) -> list[Question]:
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
@@ -54,16 +62,13 @@ def load_questions(path: Path) -> list[Question]:
                 continue
             try:
                 row = json.loads(line)
-                split = row.get("split")
-                if split not in (None, "tune", "heldout"):
-                    raise ValueError(f"split must be tune or heldout, not {split!r}")
                 out.append(Question(
                     id=str(row["id"]),
                     question=str(row["question"]),
                     relevant=tuple(row["relevant"]),
                     must_contain=tuple(row.get("must_contain") or ()),
                     kind=str(row.get("kind", "colloquial")),
-                    fixed_split=split,
+                    fixed_split=row_split(row),
                 ))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(f"{file}:{number}: not a valid question ({exc}).") from None

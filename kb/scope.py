@@ -105,7 +105,7 @@ def decide(sig: Signals, confidence: float, threshold: float) -> bool:
 
 def load_offtopic(folder: Path) -> list[tuple[str, str, str]]:
     """(id, question, split) of every offtopic*.jsonl in `folder`, split as for the labelled set."""
-    from kb.evaluate import hash_split
+    from kb.evaluate import hash_split, row_split
 
     out: list[tuple[str, str, str]] = []
     for file in sorted(folder.glob("offtopic*.jsonl")):
@@ -114,7 +114,7 @@ def load_offtopic(folder: Path) -> list[tuple[str, str, str]]:
                 continue
             try:
                 row = json.loads(line)
-                out.append((str(row["id"]), str(row["question"]), hash_split(str(row["id"]))))
+                out.append((str(row["id"]), str(row["question"]), row_split(row) or hash_split(str(row["id"]))))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(f"{file}:{number}: not a valid off-topic item ({exc}).") from None
     if not out:
