@@ -41,6 +41,7 @@ class KnowledgeBase:
             dense_floor=settings.confidence_dense_floor,
             dense_ceiling=settings.confidence_dense_ceiling,
             max_query_chars=settings.max_message_chars,
+            homophones=settings.homophone_correction,
         )
         self.opened_at = time.time()
 

@@ -51,3 +51,24 @@ def clean(text: str) -> str:
 def normalize(text: str) -> str:
     """The canonical form for matching: cleaned, half-width, simplified, ASCII lower-cased."""
     return to_simplified(to_halfwidth(clean(text))).lower()
+
+
+CN_DIGITS = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+
+
+def chinese_int(text: str) -> int | None:
+    """Chinese numerals up to the thousands ("十五", "九十", "一百八十", "一千") -> int; None for
+    anything else (including the empty string)."""
+    if not text:
+        return None
+    total, current = 0, 0
+    for ch in text:
+        if ch in CN_DIGITS:
+            current = current * 10 + CN_DIGITS[ch] if current else CN_DIGITS[ch]
+        elif ch in _CN_UNITS:
+            total += (current or 1) * _CN_UNITS[ch]
+            current = 0
+        else:
+            return None
+    return total + current

@@ -19,8 +19,9 @@ import numpy as np
 
 from kb.embed import Embedder, encode_query
 from kb.errors import InputError
-from kb.normalize import clean, to_halfwidth, to_simplified
+from kb.normalize import clean, normalize, to_halfwidth, to_simplified
 from kb.sparse import score_groups
+from kb.spelling import Correction, HomophoneIndex
 from kb.store import LoadedIndex
 from kb.tokenize import Tokenizer
 from kb.types import Hit, SearchFilters
@@ -38,6 +39,7 @@ class RetrievalParams:
     dense_floor: float = 0.78
     dense_ceiling: float = 0.90
     max_query_chars: int = 2000
+    homophones: bool = True  # add index words the query seems to mistype (see spelling.py)
 
 
 def confidence(cosine: float | None, coverage: float, params: RetrievalParams) -> float:
@@ -53,6 +55,17 @@ def chunk_mask(index: LoadedIndex, filters: SearchFilters) -> np.ndarray:
     if filters not in cache:
         cache[filters] = np.fromiter((filters.accepts(c) for c in index.chunks), dtype=bool, count=len(index.chunks))
     return cache[filters]
+
+
+def homophone_index(index: LoadedIndex) -> HomophoneIndex:
+    """Built once per loaded index (~30 ms for the default corpus' vocabulary)."""
+    if "_homophones" not in index.__dict__:
+        index.__dict__["_homophones"] = HomophoneIndex(index.bm25.vocab_dict)
+    return index.__dict__["_homophones"]
+
+
+def typo_corrections(index: LoadedIndex, tokenizer: Tokenizer, query: str) -> list[Correction]:
+    return homophone_index(index).corrections(normalize(query), tokenizer)
 
 
 def top_positive(scores: np.ndarray, k: int) -> list[int]:
@@ -115,6 +128,8 @@ def search(
 
     t = time.perf_counter()
     terms = tokenizer.query_terms(query)
+    if params.homophones:
+        terms = tokenizer.extend(terms, [c.word for c in typo_corrections(index, tokenizer, query)])
     sparse = score_groups(index.bm25, terms)
     chunk_bm25 = np.zeros(n_chunks, dtype=np.float32)
     np.maximum.at(chunk_bm25, index.entry_chunk, sparse.scores)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 
-from kb.normalize import normalize
+from kb.normalize import CN_DIGITS, chinese_int, normalize
 from kb.vocabulary import Vocabulary, load_vocabulary
 
 _SPACES = re.compile(r"[^\S\n]+")
@@ -325,49 +325,18 @@ def _past_clauses(text: str, clauses: _Clauses) -> set[int]:
 # Numbers and calendar arithmetic
 # --------------------------------------------------------------------------------------------
 
-_CN_DIGIT = {
-    "零": 0,
-    "〇": 0,
-    "○": 0,
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
-
-
 def _int(token: str) -> int | None:
     """Arabic or Chinese numerals ("15", "十五", "二十八", "一百八十") -> int."""
-    if not token:
-        return None
     if token.isascii() and token.isdigit():
         return int(token)
-    total, current = 0, 0
-    for ch in token:
-        if ch in _CN_DIGIT:
-            current = current * 10 + _CN_DIGIT[ch] if current else _CN_DIGIT[ch]
-        elif ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch == "百":
-            total += (current or 1) * 100
-            current = 0
-        else:
-            return None
-    return total + current
+    return chinese_int(token)
 
 
 def _year(token: str) -> int | None:
     """A written year: "2027", "27" (-> 2027), "二〇二七" / "二零二七" (digit by digit)."""
     if token.isascii() and token.isdigit():
         return 2000 + int(token) if len(token) == 2 else int(token)
-    digits = [_CN_DIGIT.get(ch) for ch in token]
+    digits = [CN_DIGITS.get(ch) for ch in token]
     if any(d is None for d in digits):
         return None
     return int("".join(str(d) for d in digits))

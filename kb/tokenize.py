@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from kb.config import DATA_DIR
-from kb.normalize import normalize
+from kb.normalize import chinese_int, normalize
 
 TOKENIZER_VERSION = 1
 USERDICT = DATA_DIR / "userdict.txt"
@@ -30,6 +30,20 @@ VOCABULARY = DATA_DIR / "vocabulary.yaml"
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
 _WORD = re.compile(r"[\w\u3400-\u9fff]", re.U)
+_CN_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九十百千]+")
+# 九十天 / 第六十九条 / 五年 / 三个月: a numeral, optionally with 第 before and a unit after.
+_CN_NUMBER_TOKEN = re.compile(r"第?([零〇一二两三四五六七八九十百千]+)[个天日年月万条项名人家]?")
+
+
+def arabic_forms(token: str, numerals: set[str]) -> set[str]:
+    """{"90"} for the token 九十天 when 九十 is a whole numeral of the query: the corpus writes
+    numbers in digits (提前90日, 1000万元, 第六十九条 as 第69条 in some sources), users often in
+    characters. Parts of a longer numeral (十天 inside 九十天) and a lone 一 (一样, 一次) get none."""
+    m = _CN_NUMBER_TOKEN.fullmatch(token)
+    if not m or m.group(1) not in numerals:
+        return set()
+    value = chinese_int(m.group(1))
+    return {str(value)} if value is not None and (value > 1 or m.group(0) != m.group(1)) else set()
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,14 @@ class Tokenizer:
             out.append(word)
         return out
 
+    def cut(self, text: str) -> list[str]:
+        """jieba's precise cut of normalised text (HMM on, as for indexing)."""
+        return list(self._jieba.cut(text, HMM=True))
+
+    def is_word(self, word: str) -> bool:
+        """Whether jieba's dictionary (with the domain words) knows `word`."""
+        return bool(self._jieba.FREQ.get(word))
+
     def _oov_bigrams(self, words: list[str]) -> list[str]:
         """Character bigrams over runs of single Han characters, which is what jieba leaves of
         words it does not know (typos, rare terms)."""
@@ -127,14 +149,31 @@ class Tokenizer:
         """Query tokens, each expanded with its domain synonyms into a group of alternatives."""
         seen: set[str] = set()
         groups: list[tuple[str, ...]] = []
+        numerals = set(_CN_NUMERAL_RUN.findall(normalize(query)))
         for token in self.tokens(query):
             if token in seen:
                 continue
             group = {token}
             if self.query_expansion:
                 group |= self._synonyms.get(token, set())
+                group |= arabic_forms(token, numerals) - seen
             seen |= group
             groups.append(tuple(sorted(group, key=lambda w: (w != token, w))))
+        return QueryTerms(tuple(groups))
+
+    def extend(self, terms: QueryTerms, words: list[str]) -> QueryTerms:
+        """`terms` plus a group for each word not already in it (a typo's correction, spelling.py),
+        expanded with the word's synonyms like any query token. (Merging the typo's own pieces into
+        that group instead was measured: tune MRR 0.830 -> 0.823, and more off-topic messages
+        answered, because false corrections then raised the coverage too.)"""
+        seen = set(terms.tokens)
+        groups = list(terms.groups)
+        for word in words:
+            if word in seen:
+                continue
+            group = {word} | (self._synonyms.get(word, set()) if self.query_expansion else set())
+            seen |= group
+            groups.append(tuple(sorted(group, key=lambda w: (w != word, w))))
         return QueryTerms(tuple(groups))
 
     # -- identity ---------------------------------------------------------------------------
