@@ -144,8 +144,9 @@ def respond_stream(kb: KnowledgeBase, message: Any, conversation: Conversation |
                       "请告诉我：是哪种许可证、续期遇到了什么问题、证件什么时候到期。")
         return
 
-    update = extract(text, today)
-    sig = signals(text, update, conversation.has_context)
+    understood = kb.fix_typos(text)
+    update = extract(understood, today)
+    sig = signals(understood, update, conversation.has_context)
     raw_hits: list[Hit] = []
     if sig.verdict is None:
         raw_hits = kb.search(text, 5)

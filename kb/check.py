@@ -152,12 +152,36 @@ def _check_meta(path, meta, lines, body_start, vocab, doc_ids, today) -> list[Pr
                     continue
             if field == "updated" and value > today:
                 out.append(Problem(path, _key_line(lines, field), f"'updated' {value} is in the future"))
-    questions = meta.get("questions")
-    if questions is not None and not (isinstance(questions, list) and all(isinstance(q, str) and q.strip() for q in questions)):
-        out.append(Problem(path, _key_line(lines, "questions"), "'questions' must be a list of non-empty strings"))
+    out += _check_questions(path, meta.get("questions"), lines, body_start)
     target = meta.get("superseded_by")
     if target and str(target) not in doc_ids:
         out.append(Problem(path, _key_line(lines, "superseded_by"), f"superseded_by '{target}' is not a document of the corpus"))
+    return out
+
+
+def _check_questions(path: str, questions, lines: list[str], body_start: int) -> list[Problem]:
+    """`questions`: a list whose items are a question, or {q: question, section: heading} where
+    the heading is one of the document's heading lines (without the #s)."""
+    if questions is None:
+        return []
+    line = _key_line(lines, "questions")
+    shape = "'questions' must be a list of questions, each a non-empty string or {q: question, section: heading}"
+    if not isinstance(questions, list):
+        return [Problem(path, line, shape)]
+    headings = {m.group(1).strip() for text in lines[body_start:] if (m := re.match(r"^#{1,6}\s+(.+?)\s*#*\s*$", text))}
+    out: list[Problem] = []
+    for item in questions:
+        if isinstance(item, str) and item.strip():
+            continue
+        if isinstance(item, dict) and isinstance(item.get("q"), str) and item["q"].strip() and set(item) <= {"q", "section"}:
+            section = item.get("section")
+            if section is None or (isinstance(section, str) and section.strip() in headings):
+                continue
+            q_line = next((i for i, text in enumerate(lines, start=1) if item["q"] in text), line)
+            out.append(Problem(path, q_line, f"question {item['q']!r}: section {section!r} is not a heading of this document; "
+                                             "copy the heading line's text without the #s"))
+            continue
+        out.append(Problem(path, line, f"{shape}; got {item!r}"))
     return out
 
 

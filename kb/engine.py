@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kb.config import Settings, load_settings
 from kb.embed import Embedder, load_embedder, model_location
 from kb.errors import IndexIncompatibleError
-from kb.retrieve import RetrievalParams, search
+from kb.retrieve import RetrievalParams, fix_domain_typos, search
 from kb.store import LoadedIndex, load_index
 from kb.tokenize import Tokenizer, get_tokenizer
 from kb.types import Hit, SearchFilters
@@ -114,6 +114,11 @@ class KnowledgeBase:
             self.index, self.tokenizer, embedder, query,
             top_k=top_k, mode=mode, filters=filters, params=self.params, timings=timings,
         )
+
+    def fix_typos(self, text: str) -> str:
+        """The message as the chat's parser should read it: homophone typos of domain words fixed
+        (retrieve.fix_domain_typos); unchanged when homophone correction is off."""
+        return fix_domain_typos(self.index, self.tokenizer, text) if self.params.homophones else text
 
     # -- chat -------------------------------------------------------------------------------
     def ask(self, message: str, conversation: Conversation | None = None, today: date | None = None) -> Answer:

@@ -110,6 +110,7 @@ def read_document(doc_id: str, suffix: str, data: bytes) -> tuple[Document, list
     if not body.strip():
         raise SkipFile("no text in it (empty, or a scanned image without a text layer)")
     title = str(meta.get("title") or title or first_heading(body) or Path(doc_id).stem).strip()
+    faq = _questions(meta.get("questions"))
     doc = Document(
         doc_id=doc_id,
         title=clean(title),
@@ -120,7 +121,8 @@ def read_document(doc_id: str, suffix: str, data: bytes) -> tuple[Document, list
         topics=_str_tuple(meta.get("topics")),
         sources=_sources(meta.get("sources")),
         updated=_str(meta.get("updated")),
-        questions=_str_tuple(meta.get("questions")),
+        questions=tuple(q for q, _ in faq),
+        question_sections=tuple(s for _, s in faq),
         effective=_str(meta.get("effective")),
         superseded_by=_str(meta.get("superseded_by")),
     )
@@ -281,6 +283,19 @@ def _join_pdf_lines(lines: list[str]) -> list[str]:
 
 def _str(value: Any) -> str:
     return "" if value is None else str(value).strip()
+
+
+def _questions(value: Any) -> list[tuple[str, str]]:
+    """FAQ keys: each item a question, or {q: question, section: heading it answers}."""
+    out = []
+    for item in value if isinstance(value, (list, tuple)) else [value] if value else []:
+        if isinstance(item, dict):
+            q, section = str(item.get("q") or "").strip(), str(item.get("section") or "").strip()
+        else:
+            q, section = (str(item).strip() if item is not None else ""), ""
+        if q:
+            out.append((q, section))
+    return out
 
 
 def _str_tuple(value: Any) -> tuple[str, ...]:

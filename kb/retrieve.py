@@ -68,6 +68,18 @@ def typo_corrections(index: LoadedIndex, tokenizer: Tokenizer, query: str) -> li
     return homophone_index(index).corrections(normalize(query), tokenizer)
 
 
+def fix_domain_typos(index: LoadedIndex, tokenizer: Tokenizer, text: str) -> str:
+    """`text` normalised, with homophone typos of the domain's own words replaced (呼交中心 ->
+    呼叫中心, 文王文 -> 文网文): what the chat's message understanding (licence, causes, scope)
+    reads. Only domain words, so a stray correction of everyday words (是一 -> 十一) never
+    reaches the date parser."""
+    fixed = normalize(text)
+    for c in typo_corrections(index, tokenizer, text):
+        if c.word in tokenizer.domain_words:
+            fixed = fixed.replace(c.typed, c.word)
+    return fixed
+
+
 def top_positive(scores: np.ndarray, k: int) -> list[int]:
     """Indices of the k highest positive scores, ties by index: what a stable argsort gives, but
     without sorting every entry (at 100k chunks the full sort alone took 11 ms)."""

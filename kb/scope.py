@@ -142,7 +142,8 @@ def calibrate(
     rows = []
     for label, items in (("on", on_topic), ("off", off_topic)):
         for item_id, text, split in items:
-            sig = signals(text, extract(text, today))
+            understood = kb.fix_typos(text)  # what the chat's scope decision reads (answer.py)
+            sig = signals(understood, extract(understood, today))
             hits = kb.search(text, 5) if text.strip() else []
             conf = max((h.confidence for h in hits), default=0.0)
             rows.append({"id": item_id, "text": text, "label": label, "split": split,

@@ -92,6 +92,10 @@ class Tokenizer:
         vocab = yaml.safe_load(vocabulary.read_text(encoding="utf-8"))
         extra = [normalize(a) for lic in vocab["licences"].values() for a in lic.get("aliases", [])]
         extra += [w for g in self.synonym_groups for w in g]
+        userdict_words = [normalize(line.split()[0]) for line in userdict.read_text(encoding="utf-8").splitlines()
+                          if line.strip() and not line.startswith("#")]
+        # The domain's own words: what typo correction may write into a message before it is parsed.
+        self.domain_words = frozenset(w for w in [*extra, *userdict_words] if len(w) > 1)
         for word in extra:
             # Only pure-Han words: jieba already splits Latin runs ("icp证" -> icp, 证), and a mixed
             # dictionary word would hide "icp" from a corpus that writes "ICP许可证".

@@ -24,6 +24,9 @@ class Document:
     sources: tuple[Source, ...] = ()
     updated: str = ""
     questions: tuple[str, ...] = ()
+    # Parallel to `questions`: the heading of the section the question points at ("" = the passage
+    # whose vector is closest). Front matter: `- {q: 问题, section: 二、补救办法}`.
+    question_sections: tuple[str, ...] = ()
     effective: str = ""
     superseded_by: str = ""
 

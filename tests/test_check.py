@@ -103,3 +103,24 @@ def test_cli_exit_codes(tmp_path):
     assert bad.exit_code == 1 and "b.md:3: unknown licence 'nope'" in bad.output
     missing = runner.invoke(main, ["check", "--corpus", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_a_question_may_name_the_section_that_answers_it(tmp_path):
+    anchored = GOOD.replace(
+        "updated: 2026-11-28\n",
+        "updated: 2026-11-28\nquestions:\n  - 年报什么时候报\n  - q: 年报没报会怎样\n    section: 没报的后果\n",
+    )
+    write(tmp_path, "a.md", anchored)
+    assert messages(tmp_path) == []
+
+
+def test_a_section_that_is_not_a_heading_is_reported_on_its_line(tmp_path):
+    bad = GOOD.replace(
+        "updated: 2026-11-28\n",
+        "updated: 2026-11-28\nquestions:\n  - q: 年报没报会怎样\n    section: 不报的后果\n  - {q: 年报, colour: red}\n",
+    )
+    path = write(tmp_path, "a.md", bad)
+    out = messages(tmp_path)
+    assert out[0].startswith(f"{path}:10: question '年报没报会怎样': section '不报的后果' is not a heading")
+    assert "copy the heading line's text" in out[0]
+    assert any("each a non-empty string or {q: question, section: heading}" in m for m in out[1:])

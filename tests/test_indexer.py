@@ -15,7 +15,7 @@ from kb.errors import (
     KBError,
 )
 from kb.indexer import build_index, build_lock
-from kb.store import BUILDS, current_build_id
+from kb.store import BUILDS, current_build_id, load_index
 
 
 def open_kb(settings, embedder):
@@ -37,6 +37,20 @@ def test_build_writes_a_complete_build_and_a_pointer(hash_settings, hash_embedde
     assert report.documents == 4 and report.chunks >= 6
     # the FAQ question of renewal.md is an extra entry pointing at one of its chunks
     assert report.entries == report.chunks + 1
+
+
+def test_a_question_naming_a_section_points_at_that_sections_chunk(hash_settings, hash_embedder):
+    renewal = hash_settings.corpus / "renewal.md"
+    text = renewal.read_text(encoding="utf-8")
+    question = "证快到期了什么时候申请续期"
+    for section in ("二、过期的后果", "一、提前90日申请"):
+        renewal.write_text(text.replace(f"  - {question}\n", f"  - q: {question}\n    section: {section}\n"), encoding="utf-8")
+        build_index(hash_settings, embedder=hash_embedder)
+        index = load_index(hash_settings.index)
+        (entry,) = [e for e in index.entries if e.kind == "question"]
+        assert entry.text == question
+        assert section in index.chunks[entry.chunk].heading
+        assert index.documents["renewal.md"]["question_sections"] == [section]
 
 
 def test_second_build_is_a_no_op_and_changes_are_incremental(hash_settings, hash_embedder):

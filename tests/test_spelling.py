@@ -2,6 +2,7 @@
 Chinese numerals in queries (kb/tokenize.py)."""
 
 import dataclasses
+from datetime import date
 
 import pytest
 
@@ -99,3 +100,23 @@ def test_the_setting_turns_correction_off(hash_settings, hash_embedder):
     build_index(hash_settings, embedder=hash_embedder)
     kb = KnowledgeBase.open(settings=hash_settings.replace(homophone_correction=False), embedder=hash_embedder)
     assert kb.params.homophones is False
+
+
+def test_the_chat_understands_a_mistyped_licence_and_cause(real_kb):
+    message = "呼交中心续其被驳回了，外乎没经过用户同意被罚过"
+    assert real_kb.fix_typos(message) == "呼叫中心续期被驳回了,外呼没经过用户同意被罚过"
+    answer = real_kb.ask(message, today=date(2026, 11, 29))
+    assert answer.situation.licence == "call-center"
+    assert "marketing-consent" in answer.situation.causes
+    saved = real_kb.params
+    try:
+        real_kb.params = dataclasses.replace(saved, homophones=False)
+        assert real_kb.fix_typos(message) == message
+        assert real_kb.ask(message, today=date(2026, 11, 29)).situation.licence is None
+    finally:
+        real_kb.params = saved
+
+
+def test_everyday_words_are_not_rewritten_in_the_message(real_kb):
+    # 是一 sounds like 十一 (an index word) but is no domain word: the date parser never sees 十一.
+    assert real_kb.fix_typos("年检跟年报是一回事吗") == "年检跟年报是一回事吗"
