@@ -23,6 +23,7 @@ from typing import Protocol
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 _HAN_WORD = re.compile(r"[\u4e00-\u9fff]{2,4}")
 MAX_WORD_CHARS = 4
+CACHE_SIZE = 1024  # texts whose corrections are remembered (the chat re-searches fixed cause queries)
 
 
 class Segmenter(Protocol):
@@ -57,6 +58,7 @@ class HomophoneIndex:
     """The words of an index, keyed by their sound."""
 
     def __init__(self, words: Iterable[str]) -> None:
+        self._cache: dict[tuple[str, Segmenter], list[Correction]] = {}
         self.known = frozenset(words)
         self._by_sound: dict[tuple[str, ...], list[str]] = {}
         for word in sorted(self.known):
@@ -71,6 +73,16 @@ class HomophoneIndex:
         even if the user meant 决议), or when it cuts through a word the segmenter found whole
         (心续 in 呼叫中心续期 sounds like 心许, but 呼叫中心 and 续期 are both fine). A typo breaks
         the segmentation: 续其 comes out as 续/其, 工做日 as 按工/做/日算."""
+        cached = self._cache.get((text, segmenter))
+        if cached is not None:
+            return list(cached)
+        found = self._corrections(text, segmenter)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[(text, segmenter)] = found
+        return list(found)
+
+    def _corrections(self, text: str, segmenter: Segmenter) -> list[Correction]:
         found: list[Correction] = []
         seen: set[str] = set()
         for run in _HAN_RUN.finditer(text):
