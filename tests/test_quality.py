@@ -23,11 +23,11 @@ def results(real_kb):
 
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
-    assert hybrid["all"]["hit@3"] >= 0.88, hybrid["all"]
-    assert hybrid["all"]["mrr@10"] >= 0.75, hybrid["all"]
+    assert hybrid["all"]["hit@3"] >= 0.91, hybrid["all"]
+    assert hybrid["all"]["mrr@10"] >= 0.81, hybrid["all"]
     assert hybrid["all"]["doc@3"] >= 0.95, hybrid["all"]
-    # The held-out third is reported separately; it must not collapse either.
-    assert hybrid["heldout"]["hit@3"] >= 0.83, hybrid["heldout"]
+    # The held-out questions are reported separately; they must not collapse either.
+    assert hybrid["heldout"]["hit@3"] >= 0.90, hybrid["heldout"]
 
 
 def test_hybrid_beats_each_method_alone(results):
@@ -42,4 +42,6 @@ def test_every_kind_of_question_is_answered(results):
     kinds = results["methods"]["hybrid"]["kinds"]
     assert {"colloquial", "traditional", "english"} <= set(kinds)
     for kind, m in kinds.items():
-        assert m["hit@5"] >= 0.4, (kind, m)
+        assert m["hit@5"] >= 0.8, (kind, m)
+    # Pinyin-input typos (续其 for 续期) are corrected on the BM25 side (kb/spelling.py).
+    assert kinds["typo"]["hit@3"] >= 0.95, kinds["typo"]  # 0.977 measured; 0.930 without the correction
