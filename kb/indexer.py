@@ -305,9 +305,12 @@ def _question_rows(documents: tuple[Document, ...]) -> list[tuple[str, str, str]
 
 
 def chunk_has_section(chunk: Chunk, section: str) -> bool:
-    """Whether `section` (a heading line's text) is one of the headings on the chunk's path; a
-    chunk of merged sections has several paths ("三、A / 四、B > 1、C")."""
-    return any(section in (p.strip() for p in path.split(" > ")) for path in chunk.heading.split(" / "))
+    """Whether the section headed `section` (a heading line's text) starts in or runs through the
+    chunk: a heading on the chunk's path (a chunk of merged sections has several: "三、A / 四、B"),
+    or a sub-heading line inside its text (merged pieces keep theirs as lines: "2、缺少…")."""
+    if any(section in (p.strip() for p in path.split(" > ")) for path in chunk.heading.split(" / ")):
+        return True
+    return section in (line.strip() for line in chunk.text.splitlines())
 
 
 def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> list[Entry]:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.chunking import ChunkingParams, chunk_document
 from kb.engine import KnowledgeBase
 from kb.errors import (
     BuildLockedError,
@@ -14,8 +15,9 @@ from kb.errors import (
     IndexMissingError,
     KBError,
 )
-from kb.indexer import build_index, build_lock
+from kb.indexer import build_index, build_lock, chunk_has_section
 from kb.store import BUILDS, current_build_id, load_index
+from kb.types import Document
 
 
 def open_kb(settings, embedder):
@@ -51,6 +53,15 @@ def test_a_question_naming_a_section_points_at_that_sections_chunk(hash_settings
         assert entry.text == question
         assert section in index.chunks[entry.chunk].heading
         assert index.documents["renewal.md"]["question_sections"] == [section]
+
+
+def test_a_named_sub_section_is_found_inside_a_merged_chunk():
+    text = "## 二、补救办法\n\n### 1、逐项核对\n\n把审批意见一条条列出来。\n\n### 2、重新整理\n\n全套材料重新整理一遍。\n"
+    doc = Document(doc_id="a.md", title="材料被退回", text=text, format="md", sha256="")
+    (chunk,) = chunk_document(doc, ChunkingParams(250, 400))  # short sections merge into one chunk
+    assert chunk_has_section(chunk, "二、补救办法")
+    assert chunk_has_section(chunk, "2、重新整理")
+    assert not chunk_has_section(chunk, "3、按说明填表")
 
 
 def test_second_build_is_a_no_op_and_changes_are_incremental(hash_settings, hash_embedder):
