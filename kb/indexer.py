@@ -314,9 +314,11 @@ def chunk_has_section(chunk: Chunk, section: str) -> bool:
 
 
 def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> list[Entry]:
-    """An FAQ question key points at the chunk of its document that answers it: the chunk of the
-    section its author named, else the best-matching one by cosine (the margins between a
-    document's passages are often under 0.01, so a named section is what makes a key reliable).
+    """An FAQ question key points at the chunk of its document that answers it: the chunk where
+    the section its author named starts, else the best-matching one by cosine (the margins between
+    a document's passages are often under 0.01, so a named section is what makes a key reliable;
+    for a section spread over two chunks, its first beat the closer one by cosine on the tuning
+    split: hit@3 0.934 -> 0.947, MRR 0.836 -> 0.851).
     A stub passage (a one-sentence closing section) is skipped when the document has others: its
     vector is mostly the document title, so it "wins" generic questions it cannot answer (on the
     eval's tuning split: hit@1 0.632 -> 0.645, MRR 0.763 -> 0.769, hit@3 unchanged)."""
@@ -329,7 +331,7 @@ def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> lis
         if not ids:
             continue
         named = [i for i in ids if section and chunk_has_section(chunks[i], section)]
-        candidates = named or [i for i in ids if len(chunks[i].text) >= _FAQ_MIN_PASSAGE_CHARS] or ids
+        candidates = named[:1] or [i for i in ids if len(chunks[i].text) >= _FAQ_MIN_PASSAGE_CHARS] or ids
         best = candidates[int(np.argmax(chunk_vectors[candidates] @ vec))]
         entries.append(Entry(best, "question", question))
     return entries

@@ -55,6 +55,24 @@ def test_a_question_naming_a_section_points_at_that_sections_chunk(hash_settings
         assert index.documents["renewal.md"]["question_sections"] == [section]
 
 
+def test_a_question_naming_a_long_section_points_at_its_first_chunk(hash_settings, hash_embedder):
+    renewal = hash_settings.corpus / "renewal.md"
+    general = "先把审批意见逐条列出来，对照原来提交的材料找到对应位置，弄清是缺了、错了还是不清楚。" * 3
+    specific = "营业执照副本和法定代表人身份证明要重新彩色扫描，扫描件不能缺页，并加盖公章。" * 3
+    long_section = "## 三、补办的办法\n\n" + "\n\n".join([general] * 4 + [specific])
+    question = "营业执照副本和法定代表人身份证明扫描件怎么重新扫描"  # closest by far to the section's last chunk
+    text = renewal.read_text(encoding="utf-8").replace(
+        "  - 证快到期了什么时候申请续期\n", f"  - q: {question}\n    section: 三、补办的办法\n"
+    )
+    renewal.write_text(text + "\n" + long_section + "\n", encoding="utf-8")
+    build_index(hash_settings, embedder=hash_embedder)
+    index = load_index(hash_settings.index)
+    section_chunks = [i for i, c in enumerate(index.chunks) if c.heading.startswith("三、补办的办法")]
+    assert len(section_chunks) >= 2  # the section is spread over several chunks
+    (entry,) = [e for e in index.entries if e.kind == "question"]
+    assert entry.chunk == section_chunks[0]
+
+
 def test_a_named_sub_section_is_found_inside_a_merged_chunk():
     text = "## 二、补救办法\n\n### 1、逐项核对\n\n把审批意见一条条列出来。\n\n### 2、重新整理\n\n全套材料重新整理一遍。\n"
     doc = Document(doc_id="a.md", title="材料被退回", text=text, format="md", sha256="")
