@@ -168,7 +168,7 @@ def _check_questions(path: str, questions, lines: list[str], body_start: int) ->
     shape = "'questions' must be a list of questions, each a non-empty string or {q: question, section: heading}"
     if not isinstance(questions, list):
         return [Problem(path, line, shape)]
-    headings = {m.group(1).strip() for text in lines[body_start:] if (m := re.match(r"^#{1,6}\s+(.+?)\s*#*\s*$", text))}
+    headings = {h[1] for text in lines[body_start:] if text.startswith("#") and (h := heading_level(text))}
     out: list[Problem] = []
     for item in questions:
         if isinstance(item, str) and item.strip():

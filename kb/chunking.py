@@ -151,6 +151,15 @@ def _merge_small(pieces: list[_Piece], params: ChunkingParams) -> list[_Piece]:
     return out
 
 
+def chunk_has_section(chunk: Chunk, section: str) -> bool:
+    """Whether the section headed `section` (a heading line's text) starts in or runs through the
+    chunk: a heading on the chunk's path (a chunk of merged sections has several: "三、A / 四、B"),
+    or a sub-heading line inside its text (merged pieces keep theirs as lines: "2、缺少…")."""
+    if any(section in (p.strip() for p in path.split(" > ")) for path in chunk.heading.split(" / ")):
+        return True
+    return section in (line.strip() for line in chunk.text.splitlines())
+
+
 def heading_level(line: str) -> tuple[int, str] | None:
     """(level, heading text) when the line is a heading: '#' Markdown or a short enumeration."""
     m = _MD_HEADING.match(line)

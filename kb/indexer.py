@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kb import __version__
-from kb.chunking import ChunkingParams, chunk_document
+from kb.chunking import ChunkingParams, chunk_document, chunk_has_section
 from kb.config import Settings
 from kb.embed import Embedder, load_embedder, model_location, prepare_model
 from kb.embed_cache import EmbeddingCache, text_key
@@ -302,15 +302,6 @@ def _question_rows(documents: tuple[Document, ...]) -> list[tuple[str, str, str]
         sections = doc.question_sections + ("",) * (len(doc.questions) - len(doc.question_sections))
         rows.extend((doc.doc_id, q, s) for q, s in zip(doc.questions, sections, strict=False))
     return rows
-
-
-def chunk_has_section(chunk: Chunk, section: str) -> bool:
-    """Whether the section headed `section` (a heading line's text) starts in or runs through the
-    chunk: a heading on the chunk's path (a chunk of merged sections has several: "三、A / 四、B"),
-    or a sub-heading line inside its text (merged pieces keep theirs as lines: "2、缺少…")."""
-    if any(section in (p.strip() for p in path.split(" > ")) for path in chunk.heading.split(" / ")):
-        return True
-    return section in (line.strip() for line in chunk.text.splitlines())
 
 
 def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> list[Entry]:

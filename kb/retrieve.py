@@ -74,7 +74,7 @@ def fix_domain_typos(index: LoadedIndex, tokenizer: Tokenizer, text: str) -> str
     reads. Only domain words, so a stray correction of everyday words (是一 -> 十一) never
     reaches the date parser."""
     fixed = normalize(text)
-    for c in typo_corrections(index, tokenizer, text):
+    for c in homophone_index(index).corrections(fixed, tokenizer):
         if c.word in tokenizer.domain_words:
             fixed = fixed.replace(c.typed, c.word)
     return fixed

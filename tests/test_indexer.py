@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.chunking import ChunkingParams, chunk_document
+from kb.chunking import ChunkingParams, chunk_document, chunk_has_section
 from kb.engine import KnowledgeBase
 from kb.errors import (
     BuildLockedError,
@@ -15,7 +15,7 @@ from kb.errors import (
     IndexMissingError,
     KBError,
 )
-from kb.indexer import build_index, build_lock, chunk_has_section
+from kb.indexer import build_index, build_lock
 from kb.store import BUILDS, current_build_id, load_index
 from kb.types import Document
 
