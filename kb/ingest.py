@@ -16,13 +16,13 @@ from typing import Any
 
 import yaml
 
+from kb.chunking import heading_level
 from kb.errors import CorpusError
 from kb.normalize import clean
 from kb.types import Document, Source
 
 SUPPORTED = (".md", ".markdown", ".txt", ".html", ".htm", ".docx", ".pdf")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,9 @@ def front_matter_line_count(text: str) -> int:
 
 def first_heading(body: str) -> str:
     for line in body.splitlines():
-        m = _MD_HEADING.match(line.strip())
-        if m:
-            return m.group(2).strip()
+        line = line.strip()
+        if line.startswith("#") and (heading := heading_level(line)):
+            return heading[1]
     return ""
 
 
