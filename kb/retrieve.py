@@ -73,11 +73,26 @@ def fix_domain_typos(index: LoadedIndex, tokenizer: Tokenizer, text: str) -> str
     呼叫中心, 文王文 -> 文网文): what the chat's message understanding (licence, causes, scope)
     reads. Only domain words, so a stray correction of everyday words (是一 -> 十一) never
     reaches the date parser."""
-    fixed = normalize(text)
-    for c in homophone_index(index).corrections(fixed, tokenizer):
+    return _replace_domain_typos(index, tokenizer, normalize(text))
+
+
+def dense_query_text(index: LoadedIndex, tokenizer: Tokenizer, query: str, params: RetrievalParams) -> str:
+    """What the embedding model reads: the query half-width and simplified (case kept), with the
+    domain-word typos fixed as for the chat: the model cannot tell 呼交中心 is 呼叫中心. Dense alone
+    on the eval's typo questions 0.860 -> 0.884 hit@3, tuning split 0.895 -> 0.901; hybrid unchanged
+    on tune (MRR 0.851), held out MRR 0.859 -> 0.861. Lower-casing as well (what BM25 reads) cost
+    the English questions (dense 0.741 -> 0.704): passages are embedded with their case."""
+    text = to_simplified(to_halfwidth(query))
+    return _replace_domain_typos(index, tokenizer, text) if params.homophones else text
+
+
+def _replace_domain_typos(index: LoadedIndex, tokenizer: Tokenizer, text: str) -> str:
+    # Corrections are found on the normalised text (cached per text, so BM25's use is free);
+    # the typed windows are Han characters, which normalising leaves alone.
+    for c in typo_corrections(index, tokenizer, text):
         if c.word in tokenizer.domain_words:
-            fixed = fixed.replace(c.typed, c.word)
-    return fixed
+            text = text.replace(c.typed, c.word)
+    return text
 
 
 def top_positive(scores: np.ndarray, k: int) -> list[int]:
@@ -125,7 +140,7 @@ def search(
         if embedder is None:
             raise InputError("Dense search needs the embedding model; it is not loaded.")
         t = time.perf_counter()
-        qv = encode_query(embedder, to_simplified(to_halfwidth(query)))
+        qv = encode_query(embedder, dense_query_text(index, tokenizer, query, params))
         timings["encode"] = time.perf_counter() - t
         t = time.perf_counter()
         allowed = np.nonzero(mask[index.entry_chunk])[0] if mask is not None else None

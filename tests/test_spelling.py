@@ -8,6 +8,7 @@ import pytest
 
 from kb.engine import KnowledgeBase
 from kb.indexer import build_index
+from kb.retrieve import dense_query_text
 from kb.spelling import Correction, HomophoneIndex, sounds
 from kb.tokenize import get_tokenizer
 
@@ -120,3 +121,12 @@ def test_the_chat_understands_a_mistyped_licence_and_cause(real_kb):
 def test_everyday_words_are_not_rewritten_in_the_message(real_kb):
     # 是一 sounds like 十一 (an index word) but is no domain word: the date parser never sees 十一.
     assert real_kb.fix_typos("年检跟年报是一回事吗") == "年检跟年报是一回事吗"
+
+
+def test_the_embedding_model_reads_the_domain_words_fixed(real_kb):
+    typed, meant = "呼交中心续其被驳回，ICP证也快到期", "呼叫中心续期被驳回,ICP证也快到期"
+    assert dense_query_text(real_kb.index, real_kb.tokenizer, typed, real_kb.params) == meant  # case kept
+    fixed = [(h.chunk_id, round(h.score, 5)) for h in real_kb.search(typed, 5, mode="dense")]
+    assert fixed == [(h.chunk_id, round(h.score, 5)) for h in real_kb.search(meant, 5, mode="dense")]
+    off = dataclasses.replace(real_kb.params, homophones=False)
+    assert dense_query_text(real_kb.index, real_kb.tokenizer, typed, off) == typed.replace("，", ",")
