@@ -5,7 +5,9 @@ Redacted (replaced by a bracketed label): e-mail addresses, 18-digit resident ID
 old 15-digit ones), WeChat ids written after 微信/微信号/wx/vx/WeChat (and `wxid_…` ids anywhere),
 mobile numbers (with or without +86/0086, spaces or dashes) and landline numbers (area code,
 optional extension, 400/800 numbers), and any digit run after a phone cue (电话：8888 6666).
-Full-width characters are folded to half-width first, so "１３８…" and "＠" are caught.
+Full-width characters are folded to half-width first, so "１３８…" and "＠" are caught, and
+numbers written in Chinese digits are read as digits (一三八一二三四五六七八, 幺三八…, 零二一…),
+so they are caught by the same rules.
 Redaction is deliberately greedy: a false positive hides a number, a false negative leaks one.
 """
 
@@ -52,6 +54,10 @@ _CUED = re.compile(
     re.IGNORECASE,
 )
 
+# Chinese digit characters as people spell out phone numbers (幺 is the spoken "one"); 十/百/千
+# are left alone: "十一月" is a date, and no phone number is read out with them.
+_CHINESE_DIGITS = str.maketrans("零〇○一二三四五六七八九幺", "0001234567891")
+
 LABELS = {"email": "[邮箱]", "id": "[身份证号]", "wechat": "[微信号]", "mobile": "[手机号]", "phone": "[电话]"}
 
 
@@ -93,7 +99,8 @@ def redact(text: str) -> str:
     """`text` with contact details and ID numbers replaced by labels such as [手机号]."""
     if not text:
         return text
-    folded = to_halfwidth(text)  # one character for one character: positions line up
+    # One character for one character, so positions line up with `text`.
+    folded = to_halfwidth(text).translate(_CHINESE_DIGITS)
     for pattern, repl in _RULES:
         text, folded = _sub(pattern, repl, text, folded)
     return text
