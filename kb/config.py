@@ -65,8 +65,13 @@ class Settings:
     # Fusion: weighted reciprocal rank fusion. k=5 (not the textbook 60 of Cormack et al. 2009) won
     # the sweep on the tuning split (k in 5..60, dense weight 0.7..2.0, 30/50 candidates): with a
     # few hundred short passages the top ranks of each method carry the signal.
+    # Three rankings are fused (see retrieve.py): BM25, passages by their best dense entry (own
+    # text or FAQ key; dense_weight) and by their own vector alone (passage_weight). Equal weights
+    # and k=5 kept after the re-sweep with three (k 3..12, weights 0.75..1.5: hit@3 within one
+    # question of each other on the tuning split).
     rrf_k: int = 5
     dense_weight: float = 1.0
+    passage_weight: float = 1.0
     bm25_weight: float = 1.0
     candidates: int = 50
     # Dense index: exact inner product up to this many vectors, HNSW above it. Measured by `kb bench`

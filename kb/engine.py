@@ -36,6 +36,7 @@ class KnowledgeBase:
         self.params = RetrievalParams(
             rrf_k=settings.rrf_k,
             dense_weight=settings.dense_weight,
+            passage_weight=settings.passage_weight,
             bm25_weight=settings.bm25_weight,
             candidates=settings.candidates,
             dense_floor=settings.confidence_dense_floor,

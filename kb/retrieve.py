@@ -1,8 +1,17 @@
 """Hybrid retrieval: dense (FAISS) and keyword (BM25) candidates, fused with weighted RRF.
 
 Why RRF: BM25 scores and cosines live on different, query-dependent scales; ranks do not. The
-constant k (settings.rrf_k) and the weights were chosen on the tuning split of the eval set only. Entries (chunks and FAQ question keys) are folded into chunks
-by taking each chunk's best entry.
+constant k (settings.rrf_k) and the weights were chosen on the tuning split of the eval set only.
+
+Three rankings are fused: BM25, passages by their best dense entry (their own text or one of the
+FAQ question keys that point at them, as in mode "dense"), and passages by their own vector
+alone. The third keeps a passage that reads like the answer in the running when a key of some
+other passage happens to phrase the question more closely. On the tuning split: hit@1 0.757 ->
+0.803, hit@3 0.941 -> 0.961, MRR 0.850 -> 0.879 (held out hit@3 0.934 -> 0.943, MRR 0.860 ->
+0.877); stable for k 3..12 and weights 0.75..1.5. Giving the dense ranking twice the weight
+instead fell to hit@3 0.908; ranking by the keys alone in place of the best entry gave 0.947-0.961
+but let a lone weak key win (rank 1 of a short list). An index without keys has one dense
+ranking, counted once.
 
 Confidence is separate from the fused score: it must mean the same thing for every query, so it
 is built from two absolute signals — the passage's cosine to the query (rescaled between a floor
@@ -33,7 +42,8 @@ MODES = ("hybrid", "dense", "bm25")
 @dataclass(frozen=True)
 class RetrievalParams:
     rrf_k: int = 5
-    dense_weight: float = 1.0
+    dense_weight: float = 1.0  # passages by their best entry (own text or FAQ key)
+    passage_weight: float = 1.0  # passages by their own vector alone
     bm25_weight: float = 1.0
     candidates: int = 50
     dense_floor: float = 0.78
@@ -55,6 +65,14 @@ def chunk_mask(index: LoadedIndex, filters: SearchFilters) -> np.ndarray:
     if filters not in cache:
         cache[filters] = np.fromiter((filters.accepts(c) for c in index.chunks), dtype=bool, count=len(index.chunks))
     return cache[filters]
+
+
+def key_entries(index: LoadedIndex) -> np.ndarray:
+    """Bool per entry: an FAQ question key (else the passage's own text)."""
+    if "_key_entries" not in index.__dict__:
+        kinds = [e.kind for e in index.entries]
+        index.__dict__["_key_entries"] = np.fromiter((k == "question" for k in kinds), dtype=bool, count=len(kinds))
+    return index.__dict__["_key_entries"]
 
 
 def homophone_index(index: LoadedIndex) -> HomophoneIndex:
@@ -134,7 +152,8 @@ def search(
     mask = chunk_mask(index, filters) if filters else None
     k = max(params.candidates, top_k)
 
-    dense_rank: list[int] = []
+    dense_rank: list[int] = []  # passages by their best entry, text or FAQ key
+    passage_rank: list[int] = []  # by their own vector alone
     dense_cos: dict[int, float] = {}
     if mode in ("hybrid", "dense"):
         if embedder is None:
@@ -145,12 +164,17 @@ def search(
         t = time.perf_counter()
         allowed = np.nonzero(mask[index.entry_chunk])[0] if mask is not None else None
         scores, ids = search_dense(index.dense, qv, k * 3, allowed)
+        is_key = key_entries(index)
         for score, entry in zip(scores, ids, strict=True):
             chunk = int(index.entry_chunk[entry])
             if chunk not in dense_cos:
                 dense_cos[chunk] = float(score)
                 dense_rank.append(chunk)
+            if not is_key[entry]:
+                passage_rank.append(chunk)  # one passage entry per chunk
         dense_rank = dense_rank[:k]
+        # Without FAQ keys both rankings are the same: count it once.
+        passage_rank = passage_rank[:k] if is_key.any() else []
         timings["faiss"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -171,7 +195,8 @@ def search(
     t = time.perf_counter()
     fused: dict[int, float] = {}
     if mode == "hybrid":
-        for weight, ranking in ((params.dense_weight, dense_rank), (params.bm25_weight, bm25_rank)):
+        rankings = ((params.dense_weight, dense_rank), (params.passage_weight, passage_rank), (params.bm25_weight, bm25_rank))
+        for weight, ranking in rankings:
             for r, chunk in enumerate(ranking):
                 fused[chunk] = fused.get(chunk, 0.0) + weight / (params.rrf_k + r + 1)
     elif mode == "dense":

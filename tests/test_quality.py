@@ -23,11 +23,13 @@ def results(real_kb):
 
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
-    assert hybrid["all"]["hit@3"] >= 0.91, hybrid["all"]
-    assert hybrid["all"]["mrr@10"] >= 0.81, hybrid["all"]
+    # Measured 2026-11-29: hit@3 0.949, MRR 0.878, doc@3 0.972, held out 0.943 (0.937 / 0.856 / 0.934
+    # with the two dense rankings folded into one, as before retrieve.py fused three).
+    assert hybrid["all"]["hit@3"] >= 0.94, hybrid["all"]
+    assert hybrid["all"]["mrr@10"] >= 0.86, hybrid["all"]
     assert hybrid["all"]["doc@3"] >= 0.95, hybrid["all"]
     # The held-out questions are reported separately; they must not collapse either.
-    assert hybrid["heldout"]["hit@3"] >= 0.90, hybrid["heldout"]
+    assert hybrid["heldout"]["hit@3"] >= 0.92, hybrid["heldout"]
 
 
 def test_hybrid_beats_each_method_alone(results):
@@ -44,4 +46,4 @@ def test_every_kind_of_question_is_answered(results):
     for kind, m in kinds.items():
         assert m["hit@5"] >= 0.8, (kind, m)
     # Pinyin-input typos (续其 for 续期) are corrected on the BM25 side (kb/spelling.py).
-    assert kinds["typo"]["hit@3"] >= 0.95, kinds["typo"]  # 0.977 measured; 0.930 without the correction
+    assert kinds["typo"]["hit@3"] >= 0.95, kinds["typo"]  # 0.953 measured; 0.930 without the correction

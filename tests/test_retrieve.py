@@ -64,3 +64,43 @@ def test_overlong_query_and_bad_mode_are_input_errors(kb):
         kb.search("续期" * 5000)
     with pytest.raises(InputError, match="hybrid, dense, bm25"):
         kb.search("续期", mode="magic")
+
+
+def _expected_fusion(kb, query: str, with_passages: bool) -> dict[str, float]:
+    """RRF over the rankings retrieve.py documents, rebuilt independently: dense mode's ranking
+    (best entry, text or FAQ key), BM25 mode's, and (with FAQ keys) the passages' own vectors."""
+    p, n = kb.params, len(kb.index.chunks)
+    rankings = [
+        (p.dense_weight, [h.chunk_id for h in kb.search(query, n, mode="dense")]),
+        (p.bm25_weight, [h.chunk_id for h in kb.search(query, n, mode="bm25")]),
+    ]
+    if with_passages:
+        own = {e.chunk: i for i, e in enumerate(kb.index.entries) if e.kind == "chunk"}
+        qv = kb.embedder.encode_queries([query])[0]
+        cos = {c: float(kb.index.dense.reconstruct(i) @ qv) for c, i in own.items()}
+        rankings.append((p.passage_weight, [kb.index.chunks[c].chunk_id for c in sorted(cos, key=lambda c: -cos[c])]))
+    fused: dict[str, float] = {}
+    for weight, ranking in rankings:
+        for r, chunk_id in enumerate(ranking):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (p.rrf_k + r + 1)
+    return fused
+
+
+@pytest.mark.parametrize("query", ["续期要提前多少天申请", "证快到期了什么时候申请续期", "年报没报会怎样"])
+def test_hybrid_fuses_best_entry_own_passage_and_bm25_rankings(kb, query):
+    assert any(e.kind == "question" for e in kb.index.entries)  # the fixture corpus has a FAQ key
+    expected = _expected_fusion(kb, query, with_passages=True)
+    hits = kb.search(query, len(kb.index.chunks))
+    assert {h.chunk_id: round(h.score, 9) for h in hits} == {c: round(s, 9) for c, s in expected.items()}
+
+
+def test_without_faq_keys_the_dense_ranking_counts_once(hash_settings, hash_embedder):
+    renewal = hash_settings.corpus / "renewal.md"
+    text = renewal.read_text(encoding="utf-8")
+    renewal.write_text(text.replace("questions:\n  - 证快到期了什么时候申请续期\n", ""), encoding="utf-8")
+    build_index(hash_settings, embedder=hash_embedder)
+    kb = KnowledgeBase.open(settings=hash_settings, embedder=hash_embedder)
+    assert not any(e.kind == "question" for e in kb.index.entries)
+    expected = _expected_fusion(kb, "续期要提前多少天申请", with_passages=False)
+    hits = kb.search("续期要提前多少天申请", len(kb.index.chunks))
+    assert {h.chunk_id: round(h.score, 9) for h in hits} == {c: round(s, 9) for c, s in expected.items()}
