@@ -82,9 +82,11 @@ class Tokenizer:
         groups = yaml.safe_load(synonyms.read_text(encoding="utf-8"))["groups"]
         self.synonym_groups = tuple(tuple(normalize(str(w)) for w in g) for g in groups)
         self._synonyms: dict[str, set[str]] = {}
+        self._corpus_form: dict[str, str] = {}  # word -> its group's first member, the corpus's form
         for group in self.synonym_groups:
             for word in group:
                 self._synonyms.setdefault(word, set()).update(group)
+                self._corpus_form.setdefault(word, group[0])
         self._jieba = jieba.Tokenizer()
         self._jieba.initialize()
         self._jieba.load_userdict(str(userdict))
@@ -164,6 +166,19 @@ class Tokenizer:
             seen |= group
             groups.append(tuple(sorted(group, key=lambda w: (w != token, w))))
         return QueryTerms(tuple(groups))
+
+    def chinese_gloss(self, text: str) -> list[str]:
+        """The corpus's Chinese words for the English words of `text` (renewing -> 续期, fee -> 费用,
+        licence -> 许可证), from the synonym groups, in order and once each; none when query
+        expansion is off."""
+        if not self.query_expansion:
+            return []
+        gloss: list[str] = []
+        for token in self.tokens(text):
+            form = self._corpus_form.get(token, "") if token.isascii() else ""
+            if form and not form.isascii() and form not in gloss:
+                gloss.append(form)
+        return gloss
 
     def extend(self, terms: QueryTerms, words: list[str]) -> QueryTerms:
         """`terms` plus a group for each word not already in it (a typo's correction, spelling.py),

@@ -130,3 +130,12 @@ def test_the_embedding_model_reads_the_domain_words_fixed(real_kb):
     assert fixed == [(h.chunk_id, round(h.score, 5)) for h in real_kb.search(meant, 5, mode="dense")]
     off = dataclasses.replace(real_kb.params, homophones=False)
     assert dense_query_text(real_kb.index, real_kb.tokenizer, typed, off) == typed.replace("，", ",")
+
+
+def test_an_english_query_reaches_the_model_with_the_domain_words_in_chinese(real_kb):
+    query = "Is there a government fee for renewing an ICP licence?"
+    assert dense_query_text(real_kb.index, real_kb.tokenizer, query, real_kb.params) == f"{query} (政府 费用 续期 许可证)"
+    mixed = "ICP证续期要交fee吗"  # mostly Chinese: left as typed
+    assert dense_query_text(real_kb.index, real_kb.tokenizer, mixed, real_kb.params) == mixed
+    top = real_kb.search(query, 3)
+    assert any(h.doc_id == "general/fees.md" for h in top), [h.chunk_id for h in top]

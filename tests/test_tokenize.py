@@ -36,6 +36,13 @@ def test_query_expansion_groups_synonyms(tok: Tokenizer):
     assert Tokenizer(query_expansion=False).query_terms("续证").groups == (("续证",),)
 
 
+def test_english_words_are_glossed_with_the_corpus_form_of_their_group(tok: Tokenizer):
+    # The first member of a synonym group is the corpus's word: renewing -> 续期, fees -> 费用.
+    assert tok.chinese_gloss("Are there fees for renewing an ICP licence? Renewal fees?") == ["费用", "续期", "许可证"]
+    assert tok.chinese_gloss("续证要交费吗") == []  # Chinese words are not glossed
+    assert Tokenizer(query_expansion=False).chinese_gloss("renewal fees") == []
+
+
 def test_oov_bigrams_cover_runs_of_single_characters():
     tok = Tokenizer(oov_bigrams=True)
     grams = tok._oov_bigrams(["证", "快", "过期", "a", "b"])
