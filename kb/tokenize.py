@@ -93,6 +93,7 @@ class Tokenizer:
         # Licence aliases and synonyms are domain words too: keep them whole.
         vocab = yaml.safe_load(vocabulary.read_text(encoding="utf-8"))
         extra = [normalize(a) for lic in vocab["licences"].values() for a in lic.get("aliases", [])]
+        self.licence_names = frozenset(extra)
         extra += [w for g in self.synonym_groups for w in g]
         userdict_words = [normalize(line.split()[0]) for line in userdict.read_text(encoding="utf-8").splitlines()
                           if line.strip() and not line.startswith("#")]
@@ -117,16 +118,21 @@ class Tokenizer:
 
     def search_words(self, text: str) -> list[str]:
         """jieba's precise cut, each long word followed by its dictionary sub-words."""
+        return [w for word, parts in self._cut_with_parts(text) for w in (*parts, word)]
+
+    def _cut_with_parts(self, text: str) -> list[tuple[str, list[str]]]:
+        """(word, its dictionary sub-words) for each word of jieba's precise cut (HMM on)."""
         freq = self._jieba.FREQ
-        out: list[str] = []
+        out: list[tuple[str, list[str]]] = []
         for word in self._jieba.cut(text, HMM=True):
             word = word.strip()
             if not word:
                 continue
+            parts: list[str] = []
             if len(word) > 2:
                 for n in range(2, len(word)):
-                    out.extend(word[i:i + n] for i in range(len(word) - n + 1) if freq.get(word[i:i + n]))
-            out.append(word)
+                    parts.extend(word[i:i + n] for i in range(len(word) - n + 1) if freq.get(word[i:i + n]))
+            out.append((word, parts))
         return out
 
     def cut(self, text: str) -> list[str]:
@@ -152,19 +158,39 @@ class Tokenizer:
 
     # -- queries ----------------------------------------------------------------------------
     def query_terms(self, query: str) -> QueryTerms:
-        """Query tokens, each expanded with its domain synonyms into a group of alternatives."""
+        """Query tokens, each expanded with its domain synonyms into a group of alternatives.
+
+        A licence name and its sub-words form one group: 增值电信业务经营许可证 is one thing the
+        user named, not eleven (增值, 电信, 业务, 经营许可证, …), and as eleven groups it made BM25
+        favour any passage that spells the full name out — which formal questions always do. On
+        the tuning split: BM25 hit@3 0.888 -> 0.901 (MRR 0.783 -> 0.780); hybrid hit@1 0.803 -> 0.816, MRR 0.881 ->
+        0.888, hit@3 0.974 -> 0.967 (one question); held out hit@3 0.937 -> 0.944; formal questions
+        0.731 -> 0.808. Doing the same for every long word lost (tune hit@3 0.967, BM25 MRR 0.783
+        -> 0.776): outside licence names the sub-words carry meaning of their own."""
+        text = normalize(query)
+        numerals = set(_CN_NUMERAL_RUN.findall(text))
+        units: list[tuple[str, tuple[str, ...]]] = []  # (head word, words searched as one group)
+        for word, parts in self._cut_with_parts(text):
+            if parts and word in self.licence_names:
+                units.append((word, (*parts, word)))
+            else:
+                units.extend((w, (w,)) for w in (*parts, word))
+        if self.oov_bigrams:
+            units.extend((g, (g,)) for g in self._oov_bigrams(self.search_words(text)))
         seen: set[str] = set()
         groups: list[tuple[str, ...]] = []
-        numerals = set(_CN_NUMERAL_RUN.findall(normalize(query)))
-        for token in self.tokens(query):
-            if token in seen:
+        for head, words in units:
+            members = [w for w in words if w and _WORD.search(w) and w not in self.stopwords and w not in seen]
+            if not members:
                 continue
-            group = {token}
+            group = set(members)
             if self.query_expansion:
-                group |= self._synonyms.get(token, set())
-                group |= arabic_forms(token, numerals) - seen
+                for w in members:
+                    group |= self._synonyms.get(w, set())
+                    group |= arabic_forms(w, numerals) - seen
             seen |= group
-            groups.append(tuple(sorted(group, key=lambda w: (w != token, w))))
+            first = head if head in group else members[-1]
+            groups.append(tuple(sorted(group, key=lambda w: (w != first, w))))
         return QueryTerms(tuple(groups))
 
     def chinese_gloss(self, text: str) -> list[str]:

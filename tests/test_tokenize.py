@@ -36,6 +36,18 @@ def test_query_expansion_groups_synonyms(tok: Tokenizer):
     assert Tokenizer(query_expansion=False).query_terms("续证").groups == (("续证",),)
 
 
+def test_a_licence_name_is_one_query_group_with_its_sub_words(tok: Tokenizer):
+    groups = tok.query_terms("增值电信业务经营许可证的续期申请").groups
+    licence = [g for g in groups if "增值电信业务经营许可证" in g]
+    assert len(licence) == 1 and {"电信", "增值", "经营许可证", "许可证"} <= set(licence[0])
+    assert licence[0][0] == "增值电信业务经营许可证"
+    assert not any("电信" in g for g in groups if g is not licence[0])
+    assert len(groups) == 3  # the licence, 续期, 申请
+    # Other long words keep a group per sub-word: 注册资本 is also 注册 and 资本.
+    plain = tok.query_terms("注册资本不够").groups
+    assert any("注册" in g and "注册资本" not in g for g in plain)
+
+
 def test_english_words_are_glossed_with_the_corpus_form_of_their_group(tok: Tokenizer):
     # The first member of a synonym group is the corpus's word: renewing -> 续期, fees -> 费用.
     assert tok.chinese_gloss("Are there fees for renewing an ICP licence? Renewal fees?") == ["费用", "续期", "许可证"]
