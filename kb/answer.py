@@ -270,10 +270,12 @@ def retrieve(kb: KnowledgeBase, text: str, situation: Situation, raw_hits: list[
         hits = raw_hits
     else:
         hits = kb.search(query, 5, filters=filters)
-    # After cause groups, the message's own search adds at most two passages: a message that is
-    # mostly a situation ("…被驳回了，…到期，还来得及吗") retrieves looser matches.
+    # The message's own search keeps its top three even after cause groups (it used to add only
+    # two): `kb eval --chat`, the share of answers citing a passage that answers the question,
+    # tune 0.921 -> 0.941, held out 0.937 -> 0.944, at 3.3 -> 3.7 cited passages on average.
+    # Loose matches are still dropped by cite_min_confidence.
     label = "与您的问题相关" if groups else ""
-    groups.append(Group(label, query, pick(hits, QUESTION_HITS - 1 if groups else QUESTION_HITS)))
+    groups.append(Group(label, query, pick(hits, QUESTION_HITS)))
     return [g for g in groups if g.hits]
 
 

@@ -244,11 +244,16 @@ def info(index: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--calibrate", is_flag=True,
               help="Instead: the chat's off-topic threshold, false-grounded/false-ungrounded rates per min_confidence.")
+@click.option("--chat", is_flag=True,
+              help="Instead: ask the chat each question; how often its answer cites a passage that answers it.")
 @handle_errors
-def eval_cmd(index: Path | None, questions: Path | None, split: str, as_json: bool, calibrate: bool) -> None:
+def eval_cmd(index: Path | None, questions: Path | None, split: str, as_json: bool, calibrate: bool, chat: bool) -> None:
     """Retrieval quality on the labelled question set: hit@1/3/5 and MRR@10 per method."""
     if calibrate:
         _calibrate(index, questions, as_json)
+        return
+    if chat:
+        _eval_chat(index, questions, as_json)
         return
     from kb.engine import KnowledgeBase
     from kb.evaluate import evaluate, format_table, load_questions
@@ -261,6 +266,21 @@ def eval_cmd(index: Path | None, questions: Path | None, split: str, as_json: bo
         _echo_json(results)
         return
     click.echo(format_table(results, split))
+
+
+def _eval_chat(index: Path | None, questions: Path | None, as_json: bool) -> None:
+    from datetime import date
+
+    from kb.engine import KnowledgeBase
+    from kb.evaluate import evaluate_chat, format_chat_table, load_questions
+
+    settings = _settings(index=index)
+    qs = load_questions(questions or settings.eval_questions)
+    results = evaluate_chat(KnowledgeBase.open(settings=settings), qs, date.today())
+    if as_json:
+        _echo_json(results)
+        return
+    click.echo(format_chat_table(results))
 
 
 def _calibrate(index: Path | None, questions: Path | None, as_json: bool) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,50 @@ def evaluate(kb: Any, questions: list[Question], methods: Iterable[str] = METHOD
         if (per_question[q.id].get("hybrid") or 99) > 3
     ]
     return results
+
+
+def evaluate_chat(kb: Any, questions: list[Question], today: date) -> dict[str, Any]:
+    """What a chat user sees: does the answer to each question (one message, a new conversation)
+    cite a passage that answers it (relevant document, `must_contain` strings)? Also the share of
+    grounded answers and the mean number of cited passages, per split and per kind."""
+    rows = []
+    for q in questions:
+        answer = kb.ask(q.question, today=today)
+        rank = next((i for i, h in enumerate(answer.hits, start=1) if is_answer(q, h.doc_id, h.heading, h.text)), None)
+        rows.append((q, rank, answer.grounded, len(answer.hits)))
+
+    def summary(selected: list[tuple[Question, int | None, bool, int]]) -> dict[str, float]:
+        n = max(len(selected), 1)
+        return {
+            "n": len(selected),
+            "cites_answer": sum(1 for _, rank, _, _ in selected if rank is not None) / n,
+            "grounded": sum(1 for _, _, grounded, _ in selected if grounded) / n,
+            "citations": sum(count for _, _, _, count in selected) / n,
+        }
+
+    result: dict[str, Any] = {"questions": len(questions), "today": today.isoformat()}
+    result["splits"] = {"all": summary(rows)} | {
+        split: summary([r for r in rows if r[0].split == split]) for split in ("tune", "heldout")
+    }
+    result["kinds"] = {k: summary([r for r in rows if r[0].kind == k]) for k in sorted({q.kind for q in questions})}
+    result["misses"] = [
+        {"id": q.id, "question": q.question, "split": q.split, "grounded": grounded}
+        for q, rank, grounded, _ in rows
+        if rank is None
+    ]
+    return result
+
+
+def format_chat_table(results: dict[str, Any]) -> str:
+    lines = [
+        "| split | n | answer cites an answering passage | grounded | passages cited (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for split in ("tune", "heldout", "all"):
+        m = results["splits"][split]
+        lines.append(f"| {split} | {m['n']} | {m['cites_answer']:.3f} | {m['grounded']:.3f} | {m['citations']:.1f} |")
+    kinds = ", ".join(f"{k} {m['cites_answer']:.3f}" for k, m in results["kinds"].items())
+    return "\n".join(lines) + f"\n\nBy kind: {kinds}"
 
 
 def format_table(results: dict[str, Any], split: str = "all") -> str:

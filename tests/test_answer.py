@@ -16,7 +16,7 @@ from kb.evaluate import load_questions
 from kb.scope import calibrate, load_offtopic, signals
 from kb.sections import condense, md_escape
 from kb.situation import extract
-from kb.types import Chunk, Hit
+from kb.types import Chunk, Hit, SearchFilters
 
 TODAY = date(2026, 6, 1)
 EXAMPLE = "我们呼叫中心证续期被驳回了，说材料不齐，证是明年3月15号到期的，还来得及吗"
@@ -204,3 +204,18 @@ def test_sanitize_removes_control_characters_and_surrogates():
     assert sanitize("a\x00b\ud800c\r\nd") == "abc\nd"
     assert sanitize(None) == "" and sanitize(123) == "123"
 
+
+
+def test_after_cause_groups_the_message_s_own_search_keeps_its_top_three(real_kb):
+    from kb.answer import retrieve
+
+    message = "跨省的呼叫中心证，注册资本只有五百万，续期会不会过不了"
+    situation = extract(message, TODAY)
+    assert situation.causes  # a cause group comes first
+    groups = retrieve(real_kb, message, situation, named=True)
+    assert len(groups) >= 2 and groups[-1].label == "与您的问题相关"
+    own = [h for h in real_kb.search(groups[-1].query, 5, filters=SearchFilters(licences=("call-center", "vats")))
+           if h.confidence >= real_kb.settings.cite_min_confidence]
+    cited_before = {h.chunk_id for g in groups[:-1] for h in g.hits}
+    expected = [h.chunk_id for h in own if h.chunk_id not in cited_before][:3]
+    assert len(expected) == 3 and [h.chunk_id for h in groups[-1].hits] == expected

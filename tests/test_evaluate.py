@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kb.errors import InputError
-from kb.evaluate import is_answer, load_questions
+from kb.evaluate import format_chat_table, is_answer, load_questions
 
 
 def _write(path, rows):
@@ -39,3 +39,9 @@ def test_answer_needs_a_relevant_document_and_every_must_contain_string(tmp_path
     assert is_answer(q, "a.md", "", "應在屆滿前９０日向原發證機關申請")  # normalised: traditional, full-width
     assert not is_answer(q, "b.md", "", "应在届满前90日向原发证机关申请")
     assert not is_answer(q, "a.md", "", "应在届满前90日申请")
+
+
+def test_chat_table_shows_each_split_and_kind():
+    m = {"n": 2, "cites_answer": 0.5, "grounded": 1.0, "citations": 3.5}
+    table = format_chat_table({"splits": {"tune": m, "heldout": m, "all": m}, "kinds": {"typo": m}})
+    assert "| heldout | 2 | 0.500 | 1.000 | 3.5 |" in table and "By kind: typo 0.500" in table
