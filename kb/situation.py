@@ -260,13 +260,26 @@ def _negated(text: str, clauses: _Clauses, start: int, end: int, *, denial_after
 
 def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> str | None:
     """The last specific licence mentioned (users switch: "那ICP证呢"); the generic VATS licence
-    only when nothing more specific is named; negated mentions ("不是ICP证") are skipped."""
+    only when nothing more specific is named; negated mentions ("不是ICP证") are skipped, and so
+    is a licence the user only compares theirs with ("EDI证快到期了，续期跟ICP规则一样吗" is
+    about the EDI licence) unless no other is named."""
     # Only a negator before the name counts: "呼叫中心证没问题" still names the licence.
-    found = [(s, lid) for s, e, lid in m.licences.find(text) if not _negated(text, clauses, s, e, denial_after=False)]
-    specific = [lid for _, lid in found if lid != GENERIC_LICENCE]
-    if specific:
-        return specific[-1]
+    found = [(s, e, lid) for s, e, lid in m.licences.find(text) if not _negated(text, clauses, s, e, denial_after=False)]
+    specific = [(s, e, lid) for s, e, lid in found if lid != GENERIC_LICENCE]
+    own = [lid for s, e, lid in specific if not _compared_with(text, s, e)]
+    if own or specific:
+        return (own or [lid for _, _, lid in specific])[-1]
     return GENERIC_LICENCE if found else None
+
+
+_COMPARED_BEFORE = re.compile(r"(?:跟|和|与|同|比|对比|相比)$")
+_COMPARED_AFTER = re.compile(r"^[^，。！？；,.!?;]{0,8}?(?:一样|相同|不同|区别|差别|相比|比较|类似)")
+
+
+def _compared_with(text: str, start: int, end: int) -> bool:
+    """The mention is the other side of a comparison: 跟/和/与/比 right before it and 一样/不同/
+    区别… shortly after, in the same clause."""
+    return bool(_COMPARED_BEFORE.search(text[max(0, start - 2):start]) and _COMPARED_AFTER.search(text[end:]))
 
 
 # --------------------------------------------------------------------------------------------

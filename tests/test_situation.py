@@ -205,6 +205,12 @@ LICENCE_CASES = [
     ("我们的呼叫中心证和ICP证都是明年3月到期", "icp"),
     ("不是ICP证，是呼叫中心证", "call-center"),
     ("是呼叫中心证，不是ICP证", "call-center"),
+    # The licence the user only compares theirs with is not theirs.
+    ("EDI证快到期了，续期跟ICP规则一样吗", "edi"),
+    ("呼叫中心证和ICP证的续期材料有什么区别", "call-center"),
+    ("SP证续期与其他增值电信证相比有什么不同", "sp"),
+    ("跟ICP证一样吗", "icp"),  # nothing else named: the compared licence is all there is
+    ("我们的呼叫中心证和ICP证都快到期了", "icp"),  # 和 joins, no comparison: the last one
 ]
 
 
