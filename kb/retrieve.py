@@ -21,7 +21,6 @@ of the query's IDF mass the passage contains).
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -38,8 +37,6 @@ from kb.types import Hit, SearchFilters
 from kb.vectors import entry_vectors, search_dense
 
 MODES = ("hybrid", "dense", "bm25")
-_LATIN = re.compile(r"[A-Za-z]")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -112,15 +109,8 @@ def dense_query_text(index: LoadedIndex, tokenizer: Tokenizer, query: str, param
     text = to_simplified(to_halfwidth(query))
     if params.homophones:
         text = _replace_domain_typos(index, tokenizer, text)
-    if _mostly_latin(text):
-        gloss = tokenizer.chinese_gloss(text)
-        if gloss:
-            text = f"{text} ({' '.join(gloss)})"
-    return text
-
-
-def _mostly_latin(text: str) -> bool:
-    return len(_LATIN.findall(text)) > 2 * len(_HAN.findall(text))
+    gloss = tokenizer.chinese_gloss(text)  # empty unless the query is English
+    return f"{text} ({' '.join(gloss)})" if gloss else text
 
 
 def _replace_domain_typos(index: LoadedIndex, tokenizer: Tokenizer, text: str) -> str:

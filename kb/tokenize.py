@@ -29,6 +29,7 @@ SYNONYMS = DATA_DIR / "synonyms.yaml"
 VOCABULARY = DATA_DIR / "vocabulary.yaml"
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
 _WORD = re.compile(r"[\w\u3400-\u9fff]", re.U)
 _CN_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九十百千]+")
 # 九十天 / 第六十九条 / 五年 / 三个月: a numeral, optionally with 第 before and a unit after.
@@ -162,11 +163,12 @@ class Tokenizer:
 
         A licence name and its sub-words form one group: 增值电信业务经营许可证 is one thing the
         user named, not eleven (增值, 电信, 业务, 经营许可证, …), and as eleven groups it made BM25
-        favour any passage that spells the full name out — which formal questions always do. On
-        the tuning split: BM25 hit@3 0.888 -> 0.901 (MRR 0.783 -> 0.780); hybrid hit@1 0.803 -> 0.816, MRR 0.881 ->
-        0.888, hit@3 0.974 -> 0.967 (one question); held out hit@3 0.937 -> 0.944; formal questions
-        0.731 -> 0.808. Doing the same for every long word lost (tune hit@3 0.967, BM25 MRR 0.783
-        -> 0.776): outside licence names the sub-words carry meaning of their own."""
+        favour any passage that spells the full name out, which formal questions always do. On
+        the tuning split: BM25 hit@3 0.888 -> 0.901 (MRR 0.783 -> 0.780); hybrid hit@1 0.803 ->
+        0.816, MRR 0.881 -> 0.888, hit@3 0.974 -> 0.967 (one question); held out hit@3 0.937 ->
+        0.944; formal questions 0.731 -> 0.808. Doing the same for every long word lost (tune hit@3
+        0.967, BM25 MRR 0.783 -> 0.776): outside licence names the sub-words carry meaning of their
+        own."""
         text = normalize(query)
         numerals = set(_CN_NUMERAL_RUN.findall(text))
         units: list[tuple[str, tuple[str, ...]]] = []  # (head word, words searched as one group)
@@ -194,10 +196,11 @@ class Tokenizer:
         return QueryTerms(tuple(groups))
 
     def chinese_gloss(self, text: str) -> list[str]:
-        """The corpus's Chinese words for the English words of `text` (renewing -> 续期, fee -> 费用,
-        licence -> 许可证), from the synonym groups, in order and once each; none when query
-        expansion is off."""
-        if not self.query_expansion:
+        """For an English text (more than twice as many Latin letters as Han characters): the
+        corpus's Chinese words for its English words (renewing -> 续期, fee -> 费用, licence ->
+        许可证), from the synonym groups, in order and once each. None for Chinese or mixed text,
+        or when query expansion is off."""
+        if not self.query_expansion or len(_LATIN.findall(text)) <= 2 * len(_HAN.findall(text)):
             return []
         gloss: list[str] = []
         for token in self.tokens(text):

@@ -116,7 +116,7 @@ def test_offtopic_messages_are_not_answered_from_passages(real_kb, message):
 
 def test_offtopic_set_and_on_topic_questions_are_separated(real_kb):
     """The configured min_confidence on every off-topic message and every labelled on-topic
-    question (calibrated with `kb eval --calibrate` at 0.80: 0/49 answered off-topic, 7/396 refused)."""
+    question (calibrated with `kb eval --calibrate` at 0.80: 0/49 answered off-topic, 7/436 refused)."""
     off = load_offtopic(EVAL)
     on = [(q.id, q.question, q.split) for q in load_questions(EVAL)]
     t = real_kb.settings.min_confidence
@@ -203,7 +203,6 @@ def test_signals_decide_scope_before_retrieval():
 def test_sanitize_removes_control_characters_and_surrogates():
     assert sanitize("a\x00b\ud800c\r\nd") == "abc\nd"
     assert sanitize(None) == "" and sanitize(123) == "123"
-
 
 
 def test_after_cause_groups_the_message_s_own_search_keeps_its_top_three(real_kb):
