@@ -22,6 +22,9 @@ from kb.vocabulary import load_vocabulary
 REQUIRED = ("title", "licences", "topics", "sources", "updated")
 OPTIONAL = ("questions", "effective", "superseded_by")
 MAX_PARAGRAPH_CHARS = 300
+# A `##` section with less text than this (its `###` sub-sections included) is a pointer or a
+# closing line ("详见讲外资的文档"), which needs no FAQ key of its own.
+MIN_KEYED_SECTION_CHARS = 60
 
 _PHONE = re.compile(
     r"(?<![\d.])(?:"
@@ -153,6 +156,7 @@ def _check_meta(path, meta, lines, body_start, vocab, doc_ids, today) -> list[Pr
             if field == "updated" and value > today:
                 out.append(Problem(path, _key_line(lines, field), f"'updated' {value} is in the future"))
     out += _check_questions(path, meta.get("questions"), lines, body_start)
+    out += _check_sections_have_keys(path, meta.get("questions"), lines, body_start)
     target = meta.get("superseded_by")
     if target and str(target) not in doc_ids:
         out.append(Problem(path, _key_line(lines, "superseded_by"), f"superseded_by '{target}' is not a document of the corpus"))
@@ -183,6 +187,38 @@ def _check_questions(path: str, questions, lines: list[str], body_start: int) ->
             continue
         out.append(Problem(path, line, f"{shape}; got {item!r}"))
     return out
+
+
+def _check_sections_have_keys(path: str, questions, lines: list[str], body_start: int) -> list[Problem]:
+    """The authoring guide's rule: every substantive `##` section has at least one `questions` key
+    naming it or one of its `###` sub-sections, so a user's wording finds the passage even when
+    the passage is written differently. Exempt: a heading that is itself a question (the FAQ's),
+    and a section with under MIN_KEYED_SECTION_CHARS characters of text."""
+    items = questions if isinstance(questions, list) else []
+    named = {str(q["section"]).strip() for q in items if isinstance(q, dict) and q.get("section")}
+    sections: list[tuple[int, str, set[str], int]] = []  # (line, heading, headings inside, characters)
+    in_code = False
+    for number in range(body_start + 1, len(lines) + 1):
+        line = lines[number - 1].strip()
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if not line or in_code:
+            continue
+        heading = heading_level(line) if line.startswith("#") else None
+        if heading and heading[0] <= 2:
+            sections.append((number, heading[1], {heading[1]}, 0))
+        elif sections and heading:
+            sections[-1][2].add(heading[1])
+        elif sections:
+            number_, text, inside, chars = sections[-1]
+            sections[-1] = (number_, text, inside, chars + len(line))
+    return [
+        Problem(path, number, f"section '{text}' has no 'questions' key; add one in users' words: "
+                              f"- {{q: <a question it answers>, section: {text}}}")
+        for number, text, inside, chars in sections
+        if chars >= MIN_KEYED_SECTION_CHARS and not text.endswith(("？", "?")) and not inside & named
+    ]
 
 
 def _check_body(path: str, lines: list[str], body_start: int, allowed_urls: set[str]) -> list[Problem]:

@@ -204,7 +204,8 @@ def search(query: str, index: Path | None, top_k: int, mode: str, licences: tupl
 @handle_errors
 def check(corpus: Path | None, as_json: bool) -> None:
     """Validate the corpus: front matter, vocabularies, duplicates, empty sections, sources,
-    paragraph length, encoding, traditional characters, contact details. Exit 1 on problems."""
+    paragraph length, encoding, traditional characters, contact details, substantive sections
+    without a FAQ key. Exit 1 on problems."""
     from kb.check import check_corpus
 
     settings = _settings(corpus=corpus)

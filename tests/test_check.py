@@ -124,3 +124,21 @@ def test_a_section_that_is_not_a_heading_is_reported_on_its_line(tmp_path):
     assert out[0].startswith(f"{path}:10: question '年报没报会怎样': section '不报的后果' is not a heading")
     assert "copy the heading line's text" in out[0]
     assert any("each a non-empty string or {q: question, section: heading}" in m for m in out[1:])
+
+
+def test_a_substantive_section_without_a_key_is_reported(tmp_path):
+    long_section = "\n## 补报以后\n\n补报后向发证机关申请移出不良名单；移出以前办理续期，很可能因为名单记录而不被批准，所以要先补报、再移出、最后续期，并留好补报和移出的记录备查。\n"
+    faq_heading = "\n## 年报漏了还能补吗？\n\n" + "可以补报，但会留下记录，限期内仍不补报的会被列入不良名单，影响后面的续期。" * 2 + "\n"
+    pointer = "\n## 其他\n\n名单的细节见讲名单的文档。\n"
+    path = write(tmp_path, "a.md", GOOD + long_section + faq_heading + pointer)
+    out = messages(tmp_path)
+    # the long section is reported on its heading line; the short one, the question heading and the pointer are not
+    assert out == [f"{path}:17: section '补报以后' has no 'questions' key; add one in users' words: "
+                   "- {q: <a question it answers>, section: 补报以后}"]
+    keyed = GOOD.replace("updated: 2026-11-28\n", "updated: 2026-11-28\nquestions:\n  - q: 补报后多久能续期\n    section: 补报以后\n")
+    write(tmp_path, "a.md", keyed + long_section + faq_heading + pointer)
+    assert messages(tmp_path) == []
+    # a key naming a ### sub-section covers its ## section
+    nested = keyed.replace("section: 补报以后", "section: 移出名单") + "\n## 补报以后\n\n### 移出名单\n\n" + long_section.split("\n\n")[1] + "\n"
+    write(tmp_path, "a.md", nested)
+    assert messages(tmp_path) == []
