@@ -112,8 +112,23 @@ def metrics(ranks: list[int | None], doc_ranks: list[int | None] | None = None) 
     }
 
 
+def question_groups(questions: list[Question], documents: dict[str, dict[str, Any]], field: str) -> dict[str, list[Question]]:
+    """Questions by the `topics` or `licences` of the document they are first labelled with (their
+    primary answer; later `relevant` entries are documents that also answer them): shows whether
+    every point of the corpus has questions, and how well they are answered."""
+    groups: dict[str, list[Question]] = {}
+    for q in questions:
+        meta = documents.get(q.relevant[0]) if q.relevant else None
+        for value in (meta or {}).get(field) or ():
+            groups.setdefault(str(value), []).append(q)
+    return dict(sorted(groups.items()))
+
+
 def evaluate(kb: Any, questions: list[Question], methods: Iterable[str] = METHODS) -> dict[str, Any]:
-    """{method: {split: metrics}} plus the per-question ranks and the misses of hybrid."""
+    """{method: {split: metrics}} plus the per-question ranks and the misses of hybrid. Each
+    method also reports its metrics per kind of question, and per topic and licence of the
+    question's primary document (see question_groups)."""
+    documents = kb.index.documents
     results: dict[str, Any] = {"methods": {}, "questions": len(questions)}
     per_question: dict[str, dict[str, int | None]] = {q.id: {} for q in questions}
     for method in methods:
@@ -129,6 +144,10 @@ def evaluate(kb: Any, questions: list[Question], methods: Iterable[str] = METHOD
             by_split[split] = metrics([ranks[i] for i in ids], [doc_ranks[i] for i in ids])
         kinds = sorted({q.kind for q in questions})
         by_split["kinds"] = {k: metrics([ranks[q.id] for q in questions if q.kind == k]) for k in kinds}
+        for field in ("topics", "licences"):
+            by_split[field] = {
+                value: metrics([ranks[q.id] for q in group]) for value, group in question_groups(questions, documents, field).items()
+            }
         results["methods"][method] = by_split
     results["misses"] = [
         {"id": q.id, "question": q.question, "split": q.split, "ranks": per_question[q.id]}
@@ -195,4 +214,10 @@ def format_table(results: dict[str, Any], split: str = "all") -> str:
                 f"| {method} | {s} | {m['n']} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['hit@5']:.3f} | {m['mrr@10']:.3f} "
                 f"| {m.get('doc@3', float('nan')):.3f} |"
             )
+    hybrid = results["methods"].get("hybrid")
+    if hybrid and split == "all":
+        lines.append("\nHybrid hit@3 (n) of all questions, by kind, and by topic and licence of the document that answers them:")
+        for field in ("kinds", "topics", "licences"):
+            groups = ", ".join(f"{name} {m['hit@3']:.3f} ({m['n']})" for name, m in hybrid.get(field, {}).items())
+            lines.append(f"- {field}: {groups}")
     return "\n".join(lines)

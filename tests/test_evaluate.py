@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kb.errors import InputError
-from kb.evaluate import format_chat_table, is_answer, load_questions
+from kb.evaluate import format_chat_table, format_table, is_answer, load_questions, metrics, question_groups
 
 
 def _write(path, rows):
@@ -45,3 +45,26 @@ def test_chat_table_shows_each_split_and_kind():
     m = {"n": 2, "cites_answer": 0.5, "grounded": 1.0, "citations": 3.5}
     table = format_chat_table({"splits": {"tune": m, "heldout": m, "all": m}, "kinds": {"typo": m}})
     assert "| heldout | 2 | 0.500 | 1.000 | 3.5 |" in table and "By kind: typo 0.500" in table
+
+
+def test_questions_are_grouped_by_their_primary_documents_topics_and_licences(tmp_path):
+    rows = [
+        {"id": "a", "question": "年报没报会怎样", "relevant": ["annual.md", "faq.md"]},
+        {"id": "b", "question": "呼叫中心续期材料", "relevant": ["cc.md"]},
+        {"id": "c", "question": "没有标注", "relevant": ["gone.md"]},
+    ]
+    questions = load_questions(_write(tmp_path / "q.jsonl", rows))
+    documents = {
+        "annual.md": {"topics": ["annual-report"], "licences": ["vats"]},
+        "faq.md": {"topics": ["faq", "fees"], "licences": ["vats", "icp"]},  # a later label: not counted
+        "cc.md": {"topics": ["materials", "checklist"], "licences": ["call-center"]},
+    }
+    topics = question_groups(questions, documents, "topics")
+    assert {k: [q.id for q in v] for k, v in topics.items()} == {"annual-report": ["a"], "checklist": ["b"], "materials": ["b"]}
+    licences = question_groups(questions, documents, "licences")
+    assert {k: [q.id for q in v] for k, v in licences.items()} == {"call-center": ["b"], "vats": ["a"]}
+    # the text table lists them after the methods
+    m = metrics([1, None])
+    hybrid = {"tune": m, "heldout": m, "all": m, "kinds": {"typo": m}, "topics": {"fees": m}, "licences": {"icp": m}}
+    table = format_table({"methods": {"hybrid": hybrid}})
+    assert "- topics: fees 0.500 (2)" in table and "- licences: icp 0.500 (2)" in table and "- kinds: typo 0.500 (2)" in table
