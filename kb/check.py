@@ -196,7 +196,7 @@ def _check_sections_have_keys(path: str, questions, lines: list[str], body_start
     and a section with under MIN_KEYED_SECTION_CHARS characters of text."""
     items = questions if isinstance(questions, list) else []
     named = {str(q["section"]).strip() for q in items if isinstance(q, dict) and q.get("section")}
-    sections: list[tuple[int, str, set[str], int]] = []  # (line, heading, headings inside, characters)
+    sections: list[list[Any]] = []  # [line, heading, the headings inside it, characters of text]
     in_code = False
     for number in range(body_start + 1, len(lines) + 1):
         line = lines[number - 1].strip()
@@ -207,12 +207,11 @@ def _check_sections_have_keys(path: str, questions, lines: list[str], body_start
             continue
         heading = heading_level(line) if line.startswith("#") else None
         if heading and heading[0] <= 2:
-            sections.append((number, heading[1], {heading[1]}, 0))
+            sections.append([number, heading[1], {heading[1]}, 0])
         elif sections and heading:
             sections[-1][2].add(heading[1])
         elif sections:
-            number_, text, inside, chars = sections[-1]
-            sections[-1] = (number_, text, inside, chars + len(line))
+            sections[-1][3] += len(line)
     return [
         Problem(path, number, f"section '{text}' has no 'questions' key; add one in users' words: "
                               f"- {{q: <a question it answers>, section: {text}}}")

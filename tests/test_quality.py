@@ -26,8 +26,8 @@ def results(real_kb):
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
     # Measured 2026-11-29 (481 questions): hit@3 0.960, MRR 0.879, doc@3 0.977, held out 0.948.
-    # (On 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396 before batch 5: 0.937 / 0.856 / held out 0.934 with the two dense rankings
-    # folded into one, as before retrieve.py fused three.)
+    # (On 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396 before batch 5: 0.937 / 0.856 / held
+    # out 0.934 with the two dense rankings folded into one, as before retrieve.py fused three.)
     assert hybrid["all"]["hit@3"] >= 0.94, hybrid["all"]
     assert hybrid["all"]["mrr@10"] >= 0.86, hybrid["all"]
     assert hybrid["all"]["doc@3"] >= 0.95, hybrid["all"]
@@ -69,8 +69,8 @@ def test_every_topic_and_licence_has_questions_that_find_their_passage(results, 
 
 def test_chat_answers_cite_a_passage_that_answers_the_question(real_kb):
     # What a chat user sees (kb eval --chat): measured 2026-11-29 on 481 questions 0.950 (tune
-    # 0.967, held out 0.942), grounded 0.985; on 436 before that, 0.945; 0.931 when the message's own search added only two passages after
-    # cause groups.
+    # 0.967, held out 0.942), grounded 0.985; on 436 before that, 0.945; 0.931 when the message's
+    # own search added only two passages after cause groups.
     result = evaluate_chat(real_kb, load_questions(real_kb.settings.eval_questions), date(2026, 11, 29))
     assert result["questions"] >= 400
     assert result["splits"]["all"]["cites_answer"] >= 0.935, result["splits"]
