@@ -115,10 +115,15 @@ def dense_query_text(index: LoadedIndex, tokenizer: Tokenizer, query: str, param
 
 def _replace_domain_typos(index: LoadedIndex, tokenizer: Tokenizer, text: str) -> str:
     # Corrections are found on the normalised text (cached per text, so BM25's use is free);
-    # the typed windows are Han characters, which normalising leaves alone.
+    # the typed windows are Han characters, which normalising leaves alone. A correction is
+    # applied when it is a domain word or completes one with its neighbours (通信管理据: 管理局
+    # is an everyday word, but the fix makes 通信管理局).
     for c in typo_corrections(index, tokenizer, text):
-        if c.word in tokenizer.domain_words:
-            text = text.replace(c.typed, c.word)
+        fixed = text.replace(c.typed, c.word)
+        if c.word in tokenizer.domain_words or any(
+            c.word in w and w in fixed and w not in text for w in tokenizer.domain_words
+        ):
+            text = fixed
     return text
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from kb.engine import KnowledgeBase
 from kb.indexer import build_index
-from kb.retrieve import dense_query_text
+from kb.retrieve import dense_query_text, typo_corrections
 from kb.spelling import Correction, HomophoneIndex, sounds
 from kb.tokenize import get_tokenizer
 
@@ -121,6 +121,17 @@ def test_the_chat_understands_a_mistyped_licence_and_cause(real_kb):
 def test_everyday_words_are_not_rewritten_in_the_message(real_kb):
     # 是一 sounds like 十一 (an index word) but is no domain word: the date parser never sees 十一.
     assert real_kb.fix_typos("年检跟年报是一回事吗") == "年检跟年报是一回事吗"
+
+
+def test_a_correction_that_completes_a_domain_word_is_applied(real_kb):
+    # 管理局 is an everyday word, but fixing 管理据 makes the domain word 通信管理局: the chat then
+    # sees an on-topic message (it refused this one as off-topic before).
+    message = "代理说社保3个人就够，另一家说要5个人，是不是得直接问通信管理据？"
+    assert real_kb.fix_typos(message).endswith("是不是得直接问通信管理局?")
+    assert real_kb.ask(message, today=date(2026, 11, 29)).grounded
+    # the same correction completing no domain word is left to BM25 and not written into the text
+    assert [c.word for c in typo_corrections(real_kb.index, real_kb.tokenizer, "找管理据问问")] == ["管理局"]
+    assert real_kb.fix_typos("找管理据问问") == "找管理据问问"
 
 
 def test_the_embedding_model_reads_the_domain_words_fixed(real_kb):
