@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,15 +198,7 @@ def _check_sections_have_keys(path: str, questions, lines: list[str], body_start
     items = questions if isinstance(questions, list) else []
     named = {str(q["section"]).strip() for q in items if isinstance(q, dict) and q.get("section")}
     sections: list[list[Any]] = []  # [line, heading, the headings inside it, characters of text]
-    in_code = False
-    for number in range(body_start + 1, len(lines) + 1):
-        line = lines[number - 1].strip()
-        if line.startswith("```"):
-            in_code = not in_code
-            continue
-        if not line or in_code:
-            continue
-        heading = heading_level(line) if line.startswith("#") else None
+    for number, line, heading in _body_lines(lines, body_start):
         if heading and heading[0] <= 2:
             sections.append([number, heading[1], {heading[1]}, 0])
         elif sections and heading:
@@ -220,19 +213,23 @@ def _check_sections_have_keys(path: str, questions, lines: list[str], body_start
     ]
 
 
-def _check_body(path: str, lines: list[str], body_start: int, allowed_urls: set[str]) -> list[Problem]:
-    out: list[Problem] = []
+def _body_lines(lines: list[str], body_start: int) -> Iterator[tuple[int, str, tuple[int, str] | None]]:
+    """(line number, stripped text, Markdown heading or None) of every non-blank body line outside
+    code blocks."""
     in_code = False
-    open_heading: tuple[int, int, str] | None = None  # (line, level, text) of a heading with no text yet
     for number in range(body_start + 1, len(lines) + 1):
-        raw = lines[number - 1]
-        line = raw.strip()
+        line = lines[number - 1].strip()
         if line.startswith("```"):
             in_code = not in_code
             continue
-        if not line or in_code:
-            continue
-        heading = heading_level(line) if line.startswith("#") else None
+        if line and not in_code:
+            yield number, line, heading_level(line) if line.startswith("#") else None
+
+
+def _check_body(path: str, lines: list[str], body_start: int, allowed_urls: set[str]) -> list[Problem]:
+    out: list[Problem] = []
+    open_heading: tuple[int, int, str] | None = None  # (line, level, text) of a heading with no text yet
+    for number, line, heading in _body_lines(lines, body_start):
         if heading:
             level = heading[0]
             if open_heading and level <= open_heading[1]:
