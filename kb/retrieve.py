@@ -121,7 +121,7 @@ def _replace_domain_typos(index: LoadedIndex, tokenizer: Tokenizer, text: str) -
     for c in typo_corrections(index, tokenizer, text):
         fixed = text.replace(c.typed, c.word)
         if c.word in tokenizer.domain_words or any(
-            c.word in w and w in fixed and w not in text for w in tokenizer.domain_words
+            c.word in w and fixed.count(w) > text.count(w) for w in tokenizer.domain_words
         ):
             text = fixed
     return text

@@ -26,8 +26,9 @@ def results(real_kb):
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
     # Measured 2026-11-29 (561 questions): hit@3 0.954, MRR 0.873, doc@3 0.975, held out 0.943.
-    # (On 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396 before batch 5: 0.937 / 0.856 / held
-    # out 0.934 with the two dense rankings folded into one, as before retrieve.py fused three.)
+    # (On 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
+    # before batch 5: 0.937 / 0.856 / held out 0.934 with the two dense rankings folded into one,
+    # as before retrieve.py fused three.)
     assert hybrid["all"]["hit@3"] >= 0.94, hybrid["all"]
     assert hybrid["all"]["mrr@10"] >= 0.86, hybrid["all"]
     assert hybrid["all"]["doc@3"] >= 0.95, hybrid["all"]

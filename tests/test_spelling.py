@@ -128,6 +128,8 @@ def test_a_correction_that_completes_a_domain_word_is_applied(real_kb):
     # sees an on-topic message (it refused this one as off-topic before).
     message = "代理说社保3个人就够，另一家说要5个人，是不是得直接问通信管理据？"
     assert real_kb.fix_typos(message).endswith("是不是得直接问通信管理局?")
+    # also when the message already spells the domain word right elsewhere
+    assert real_kb.fix_typos("通信管理局说要补材料，通信管理据那边") == "通信管理局说要补材料,通信管理局那边"
     assert real_kb.ask(message, today=date(2026, 11, 29)).grounded
     # the same correction completing no domain word is left to BM25 and not written into the text
     assert [c.word for c in typo_corrections(real_kb.index, real_kb.tokenizer, "找管理据问问")] == ["管理局"]
