@@ -173,7 +173,7 @@ def _check_questions(path: str, questions, lines: list[str], body_start: int) ->
     shape = "'questions' must be a list of questions, each a non-empty string or {q: question, section: heading}"
     if not isinstance(questions, list):
         return [Problem(path, line, shape)]
-    headings = {h[1] for text in lines[body_start:] if text.startswith("#") and (h := heading_level(text))}
+    headings = {heading[1] for _, _, heading in _body_lines(lines, body_start) if heading}
     out: list[Problem] = []
     for item in questions:
         if isinstance(item, str) and item.strip():

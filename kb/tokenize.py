@@ -171,14 +171,15 @@ class Tokenizer:
         own."""
         text = normalize(query)
         numerals = set(_CN_NUMERAL_RUN.findall(text))
+        cut = self._cut_with_parts(text)  # one jieba pass serves the groups and the OOV bigrams
         units: list[tuple[str, tuple[str, ...]]] = []  # (head word, words searched as one group)
-        for word, parts in self._cut_with_parts(text):
+        for word, parts in cut:
             if parts and word in self.licence_names:
                 units.append((word, (*parts, word)))
             else:
                 units.extend((w, (w,)) for w in (*parts, word))
         if self.oov_bigrams:
-            units.extend((g, (g,)) for g in self._oov_bigrams(self.search_words(text)))
+            units.extend((g, (g,)) for g in self._oov_bigrams([w for word, parts in cut for w in (*parts, word)]))
         seen: set[str] = set()
         groups: list[tuple[str, ...]] = []
         for head, words in units:
