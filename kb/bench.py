@@ -324,5 +324,30 @@ def format_markdown(r: dict[str, Any]) -> str:
         s = r["synthetic"]["memory"]
         lines.append(f"| RSS with the synthetic index loaded (current / peak) | {s['rss_mb']:.0f} MB / {s['peak_rss_mb']:.0f} MB |")
     if "rebuild" in r:
-        lines.append(f"| rebuild suite | see JSON ({'skipped' if 'skipped' in r['rebuild'] else 'ran'}) |")
+        lines += rebuild_lines(r["rebuild"])
     return "\n".join(lines)
+
+
+def rebuild_lines(rebuild: dict) -> list[str]:
+    """The rebuild suite's table: full, incremental and save-to-live seconds per corpus size."""
+    if "skipped" in rebuild:
+        return ["", f"Rebuild suite skipped: {rebuild['skipped']}."]
+    lines = ["", "| corpus | full build | incremental, one document changed | up-to-date check |",
+             "|---|---|---|---|"]
+    for case in rebuild["cases"]:
+        if "full_s" in case:
+            full = f"{case['full_s']:.1f} s"
+        else:
+            estimate = case.get("full_s_estimated")
+            full = (f"{case['full_without_embedding_s']:.1f} s + embedding"
+                    + (f" ≈ {estimate:.0f} s in all" if estimate else ""))
+        lines.append(f"| {case['name']}: {case['documents']} docs, {case['chunks']} chunks, {case['entries']} entries "
+                     f"| {full} | {case['incremental_s']:.2f} s ({case['incremental_embedded']} embedded, "
+                     f"{case['incremental_reused']} reused) | {case['up_to_date_check_s']:.2f} s |")
+    for live in rebuild.get("save_to_live", []):
+        seen = f"{live['seconds']:.1f} s" if live["seconds"] is not None else "not seen"
+        lines.append(f"\nSave → live with `kb watch` running, {live['documents']} documents: {seen}"
+                     + (f" (errors: {'; '.join(live['errors'])})" if live["errors"] else "") + ".")
+    if "full_real" in rebuild:
+        lines.append(f"\nReal full build of the large corpus: {rebuild['full_real']}.")
+    return lines
