@@ -81,7 +81,9 @@ class Answer:
                 "date_precision": s.date_precision,
             },
             "deadline": self.deadline.to_dict() if self.deadline else None,
-            "sources": [h.to_dict() for h in self.hits],
+            # `citation` is the [n] the answer text uses; `rank` is the passage's place in the one
+            # search that found it (the chat runs a search per cause), so ranks can repeat.
+            "sources": [{"citation": n, **h.to_dict()} for n, h in enumerate(self.hits, start=1)],
             "follow_up": list(self.follow_up),
             "notice": self.notice,
         }

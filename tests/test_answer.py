@@ -64,6 +64,9 @@ def test_json_shape(real_kb):
                                  "date_precision": "day"}
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
     assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]
+    # Each source carries the [n] the answer cites it by (ranks repeat across the chat's searches).
+    assert [s["citation"] for s in data["sources"]] == list(range(1, len(data["sources"]) + 1))
+    assert citations(data["answer"]) == {s["citation"] for s in data["sources"]}
 
 
 def test_ics_offered_only_with_a_deadline(real_kb):
