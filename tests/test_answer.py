@@ -201,6 +201,11 @@ def test_signals_decide_scope_before_retrieval():
     assert sig("是因为材料问题", context=True) == (True, "follow-up")
     assert sig("是因为材料问题") == (None, "confidence")
     assert sig("今天天气怎么样") == (None, "confidence")
+    # Narrow anchors for on-topic messages the model scored low; their everyday neighbours stay open.
+    assert sig("代理说要提前90个工作日交") == (True, "anchor")
+    assert sig("怎么证明我们的业务确实开通了") == (True, "anchor")
+    assert sig("股权结购变化了要去报备吗") == (True, "anchor")
+    assert sig("请假要提前几个工作日") == sig("手机流量套餐怎么开通") == (None, "confidence")
 
 
 def test_sanitize_removes_control_characters_and_surrogates():
