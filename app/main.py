@@ -36,7 +36,7 @@ def _context(settings: Settings, live: LiveLike | None) -> AppContext:
     if live is None:
         from kb.live import LiveKnowledgeBase
 
-        live = LiveKnowledgeBase(settings)
+        live = LiveKnowledgeBase(settings, background=True)
     return AppContext(settings=settings, live=live)
 
 

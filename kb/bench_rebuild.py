@@ -131,7 +131,7 @@ def save_to_live(settings: Settings, embedder: Embedder, *, debounce_s: float = 
     watcher = threading.Thread(target=watch, args=(settings,), kwargs={
         "debounce_s": debounce_s, "poll_s": poll_s, "on_report": reports.append, "on_error": errors.append,
         "stop": stop, "embedder": embedder}, daemon=True)
-    live = LiveKnowledgeBase(settings, embedder=embedder, check_interval_s=check_interval_s)
+    live = LiveKnowledgeBase(settings, embedder=embedder, check_interval_s=check_interval_s, background=True)
     watcher.start()
     try:
         while not (reports or errors):

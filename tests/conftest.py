@@ -92,7 +92,7 @@ def app_live(app_settings: Settings):
     """One LiveKnowledgeBase (model loaded once) shared by every app server of the session."""
     from kb.live import LiveKnowledgeBase
 
-    return LiveKnowledgeBase(app_settings)
+    return LiveKnowledgeBase(app_settings, background=True)
 
 
 @pytest.fixture(scope="module")

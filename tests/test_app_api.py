@@ -194,7 +194,7 @@ def test_missing_model_gives_a_clear_message_and_the_app_keeps_serving(app_setti
     from kb.live import LiveKnowledgeBase
 
     settings = app_settings.replace(model_dir=tmp_path / "no-model")
-    with AppServer(settings, LiveKnowledgeBase(settings)) as srv:
+    with AppServer(settings, LiveKnowledgeBase(settings, background=True)) as srv:
         status, data = ask(srv.url, "呼叫中心证续期材料不齐怎么办")
         assert status == 503 and "kb prepare-model" in data["error"]
         status, data = search(srv.url, q="续期材料", mode="dense")

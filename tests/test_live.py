@@ -185,3 +185,37 @@ def test_a_corrupted_new_build_is_refused_real_model(real_small, caplog):
         kb = live.get()
     assert kb.build_id == good and [h.to_dict() for h in kb.search("续期要提前多少天", 3)] == before
     assert any("dense.faiss" in r.getMessage() for r in caplog.records)
+
+
+def test_background_checks_swap_in_their_own_thread_and_refuse_there_too(hash_settings, hash_embedder, caplog):
+    """The web app's mode: the request that notices a new pointer is not the one that opens it."""
+    from kb.live import CHECK_THREAD
+
+    good = build_index(hash_settings, embedder=hash_embedder).build_id
+    live = LiveKnowledgeBase(hash_settings, embedder=hash_embedder, check_interval_s=0, background=True)
+
+    def served_after_checks(build_id: str) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if live.get().build_id == build_id:
+                return True
+            time.sleep(0.02)
+        return False
+
+    add_marker_doc(hash_settings.corpus)
+    second = build_index(hash_settings, embedder=hash_embedder).build_id
+    with caplog.at_level(logging.INFO, logger="kb.live"):
+        assert served_after_checks(second) and marker_seen(live.get())
+        bad = "29990101T000000.000000Z-bad003"
+        chunks = copy_build_as(hash_settings.index, second, bad) / "chunks.jsonl"
+        chunks.write_bytes(chunks.read_bytes()[:-40])
+        set_current(hash_settings.index, bad)
+        deadline = time.monotonic() + 10
+        while not any(bad in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+            assert live.get().build_id == second  # the old build keeps serving meanwhile
+            time.sleep(0.02)
+    swaps = [r for r in caplog.records if "Index reloaded" in r.getMessage()]
+    refusals = [r for r in caplog.records if bad in r.getMessage()]
+    assert len(swaps) == 1 and swaps[0].threadName == CHECK_THREAD
+    assert len(refusals) == 1 and refusals[0].threadName == CHECK_THREAD and "truncated" in refusals[0].getMessage()
+    assert live.get().build_id == second and good != second
