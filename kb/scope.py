@@ -5,7 +5,8 @@ occur in the corpus), while English on-topic questions stay near 0.2 (BM25 sees 
 term). So the decision combines confidence with words (kb/data/scope.yaml):
 
   1. smalltalk (the whole message is a greeting) or a foreign certificate named without one of
-     our licences ("食品经营许可证怎么续期")          -> off-topic;
+     our licences or a domain word ("食品经营许可证怎么续期"; but "管局说材料不齐，法人身份证都交了"
+     names 身份证 as a renewal material)              -> off-topic;
   2. an anchor word (续期, 许可证, 管局, licence, …) or one of our licence names      -> on-topic;
   3. in a conversation that already has a situation, a cause or an expiry date in the message
      ("是因为材料问题", "还有两个月到期")               -> on-topic (a follow-up);
@@ -39,6 +40,7 @@ _PUNCT = re.compile(r"[\s\W_]+", re.U)
 @dataclass(frozen=True)
 class Lexicon:
     anchors: re.Pattern[str]
+    domain: re.Pattern[str]  # words only our domain uses: they outweigh a foreign certificate's name
     foreign: re.Pattern[str]
     smalltalk: re.Pattern[str]
 
@@ -61,9 +63,10 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"Cannot read the scope word list {path} ({exc}).") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with anchors, foreign and smalltalk.")
+        raise ConfigError(f"{path}: expected a mapping with anchors, domain, foreign and smalltalk.")
     return Lexicon(
         anchors=_compile(data.get("anchors"), "anchors", path),
+        domain=_compile(data.get("domain"), "domain", path),
         foreign=_compile(data.get("foreign"), "foreign", path),
         smalltalk=_compile(data.get("smalltalk"), "smalltalk", path, whole=True),
     )
@@ -83,7 +86,7 @@ def signals(text: str, update: Situation, has_context: bool = False, lexicon: Le
     bare = _PUNCT.sub("", norm)
     if not bare or lexicon.smalltalk.match(bare):
         return Signals(False, "smalltalk")
-    if update.licence is None and lexicon.foreign.search(norm):
+    if update.licence is None and lexicon.foreign.search(norm) and not lexicon.domain.search(norm):
         return Signals(False, "foreign")
     if update.licence is not None:
         return Signals(True, "licence")

@@ -197,6 +197,9 @@ def test_signals_decide_scope_before_retrieval():
     assert sig("How do I renew a telecom licence?") == (True, "anchor")
     assert sig("驾驶证到期了怎么换证") == (False, "foreign")
     assert sig("卫生许可证过期了还能营业吗") == (False, "foreign")
+    # A domain word outweighs a foreign document named as a renewal material; 电信 alone does not.
+    assert sig("管局说材料不齐被退回了，营业执照、法人身份证这些都交了啊") == (True, "anchor")
+    assert sig("电信营业厅办手机卡要带身份证吗") == (False, "foreign")
     assert sig("你好！") == (False, "smalltalk")
     assert sig("是因为材料问题", context=True) == (True, "follow-up")
     assert sig("是因为材料问题") == (None, "confidence")
