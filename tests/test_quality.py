@@ -25,15 +25,15 @@ def results(real_kb):
 
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
-    # Measured 2026-11-29 (561 questions): hit@3 0.954, MRR 0.873, doc@3 0.975, held out 0.943.
-    # (On 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
+    # Measured 2026-11-29, evening (661 questions): hit@3 0.965, MRR 0.875, doc@3 0.983, held out
+    # 0.956. (On 561: 0.954 / 0.873 / 0.975 / 0.943; on 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
     # before batch 5: 0.937 / 0.856 / held out 0.934 with the two dense rankings folded into one,
     # as before retrieve.py fused three.)
-    assert hybrid["all"]["hit@3"] >= 0.94, hybrid["all"]
+    assert hybrid["all"]["hit@3"] >= 0.95, hybrid["all"]
     assert hybrid["all"]["mrr@10"] >= 0.86, hybrid["all"]
-    assert hybrid["all"]["doc@3"] >= 0.95, hybrid["all"]
+    assert hybrid["all"]["doc@3"] >= 0.97, hybrid["all"]
     # The held-out questions are reported separately; they must not collapse either.
-    assert hybrid["heldout"]["hit@3"] >= 0.92, hybrid["heldout"]
+    assert hybrid["heldout"]["hit@3"] >= 0.94, hybrid["heldout"]
 
 
 def test_hybrid_beats_each_method_alone(results):
@@ -50,18 +50,18 @@ def test_every_kind_of_question_is_answered(results):
     for kind, m in kinds.items():
         assert m["hit@5"] >= 0.8, (kind, m)
     # Pinyin-input typos (续其 for 续期) are corrected on the BM25 side (kb/spelling.py).
-    assert kinds["typo"]["hit@3"] >= 0.89, kinds["typo"]  # 0.898 measured (59); 0.881 without the correction
+    assert kinds["typo"]["hit@3"] >= 0.94, kinds["typo"]  # 0.957 measured (69); 0.928 without the correction
 
 
 def test_every_topic_and_licence_has_questions_that_find_their_passage(results, real_kb):
-    # Grouped by the topics and licences of each question's primary document. Measured 2026-11-29
-    # (561 questions): every topic and licence the corpus uses has 10 or more; the weakest is
-    # professional-help (when to ask the authority or a professional: hit@3 0.778, hit@5 0.852),
-    # then timeline 0.897 and reapply 0.912; licences hit@3 0.921-1.000, hit@5 0.950-1.000.
+    # Grouped by the topics and licences of each question's primary document. Measured 2026-11-29,
+    # evening (661 questions): every topic and licence the corpus uses has 10 or more; the weakest
+    # is professional-help (when to ask the authority or a professional: hit@3 0.806, hit@5 0.903),
+    # then reapply 0.902 (hit@5 0.951); licences hit@3 0.950-1.000, hit@5 0.956-1.000.
     used = {field: {str(v) for meta in real_kb.index.documents.values() for v in meta.get(field) or ()}
             for field in ("topics", "licences")}
     hybrid = results["methods"]["hybrid"]
-    for field, floor in (("topics", 0.75), ("licences", 0.9)):
+    for field, floor in (("topics", 0.85), ("licences", 0.93)):
         assert used[field] <= set(hybrid[field]), (field, used[field] - set(hybrid[field]))
         for value in used[field]:
             m = hybrid[field][value]
@@ -69,11 +69,11 @@ def test_every_topic_and_licence_has_questions_that_find_their_passage(results, 
 
 
 def test_chat_answers_cite_a_passage_that_answers_the_question(real_kb):
-    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 561 questions 0.948 (tune
-    # 0.964, held out 0.940), grounded 0.984; on 436 before batches 6-8, 0.945; 0.931 when the
-    # message's own search added only two passages after cause groups.
+    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 661 questions 0.961 (tune
+    # 0.976, held out 0.951), grounded 0.991; on 561 0.948; on 436 before batches 6-8, 0.945;
+    # 0.931 when the message's own search added only two passages after cause groups.
     result = evaluate_chat(real_kb, load_questions(real_kb.settings.eval_questions), date(2026, 11, 29))
     assert result["questions"] >= 400
-    assert result["splits"]["all"]["cites_answer"] >= 0.935, result["splits"]
-    assert result["splits"]["heldout"]["cites_answer"] >= 0.92, result["splits"]
-    assert result["splits"]["all"]["grounded"] >= 0.97, result["splits"]
+    assert result["splits"]["all"]["cites_answer"] >= 0.945, result["splits"]
+    assert result["splits"]["heldout"]["cites_answer"] >= 0.935, result["splits"]
+    assert result["splits"]["all"]["grounded"] >= 0.98, result["splits"]
