@@ -299,6 +299,7 @@ def format_markdown(r: dict[str, Any]) -> str:
                          f"{d['hnsw_ms']['p50']:.2f} | {d['hnsw_ms']['p95']:.2f} |")
             lines.append(f"\nHNSW recall@10 against exact search: {d['hnsw_recall@10']:.3f}. "
                          f"Synthetic index build: {r['synthetic']['build_s']}.")
+    other = len(lines)
     lines += ["", "| other | value |", "|---|---|"]
     if "load" in r:
         ld = r["load"]
@@ -323,6 +324,8 @@ def format_markdown(r: dict[str, Any]) -> str:
     if "synthetic" in r:
         s = r["synthetic"]["memory"]
         lines.append(f"| RSS with the synthetic index loaded (current / peak) | {s['rss_mb']:.0f} MB / {s['peak_rss_mb']:.0f} MB |")
+    if len(lines) == other + 3:  # no row in the "other" table (e.g. only the rebuild suite ran)
+        del lines[other:]
     if "rebuild" in r:
         lines += rebuild_lines(r["rebuild"])
     return "\n".join(lines)

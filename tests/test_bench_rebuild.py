@@ -23,7 +23,7 @@ def test_variants_are_distinct_documents_with_distinct_chunks(corpus_copy, tmp_p
 
 def test_rebuild_suite_runs_on_a_small_corpus_and_its_table_shows_the_numbers(corpus_copy, real_settings, tmp_path):
     """The whole suite with the real model (tiny scales), and `kb bench`'s text table of its result."""
-    from kb.bench import rebuild_lines
+    from kb.bench import format_markdown, rebuild_lines
     from kb.bench_rebuild import run
 
     settings = real_settings.replace(corpus=corpus_copy, index=tmp_path / "index", chunk_min_chars=30)
@@ -39,3 +39,9 @@ def test_rebuild_suite_runs_on_a_small_corpus_and_its_table_shows_the_numbers(co
     assert f"{large['incremental_s']:.2f} s ({large['incremental_embedded']} embedded" in table
     assert table.count("Save → live with `kb watch` running") == 2 and "not seen" not in table
     assert rebuild_lines({"skipped": "no module"}) == ["", "Rebuild suite skipped: no module."]
+    # `kb bench --suite rebuild` prints the table alone, without the empty table of other numbers.
+    report = {"machine": {"cpus": 2, "load_avg_start": [0.5], "load_avg_end": [0.7], "torch_threads": 2},
+              "settings": {"query_quantize": True}, "memory": {"end": {"rss_mb": 1.0, "peak_rss_mb": 1.0}},
+              "rebuild": result}
+    text = format_markdown(report)
+    assert table in text and "| other |" not in text
