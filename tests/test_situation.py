@@ -234,6 +234,10 @@ CAUSE_CASES = [
     ("不是材料和人员的问题，而是数据泄露", ("data-protection",)),
     ("并非材料原因", ()),
     ("证已经过期了", ("expired",)),
+    # A penalty the company has had (past tense) is a cause; one the user fears is not.
+    ("以前被罚过款，续期会不会有影响", ("penalties",)),
+    ("去年收到过处罚决定，罚款还没交", ("penalties",)),
+    ("证过期了还继续经营会被罚款吗", ("expired",)),
     ("许可证已经失效", ("expired",)),
     ("证过期了怎么办", ("expired",)),
     ("材料不齐，而且已经过期了", ("materials", "expired")),
