@@ -26,7 +26,8 @@ def results(real_kb):
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
     # Measured 2026-11-29, evening (711 questions): hit@3 0.968, MRR 0.878, doc@3 0.986, held out
-    # 0.959. (On 661: 0.965 / 0.875 / 0.983 / 0.956; on 561: 0.954 / 0.873 / 0.975 / 0.943; on 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
+    # 0.959. (On 661: 0.965 / 0.875 / 0.983 / 0.956; on 561: 0.954 / 0.873 / 0.975 / 0.943; on
+    # 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
     # before batch 5: 0.937 / 0.856 / held out 0.934 with the two dense rankings folded into one,
     # as before retrieve.py fused three.)
     assert hybrid["all"]["hit@3"] >= 0.95, hybrid["all"]
