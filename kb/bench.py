@@ -299,11 +299,10 @@ def format_markdown(r: dict[str, Any]) -> str:
                          f"{d['hnsw_ms']['p50']:.2f} | {d['hnsw_ms']['p95']:.2f} |")
             lines.append(f"\nHNSW recall@10 against exact search: {d['hnsw_recall@10']:.3f}. "
                          f"Synthetic index build: {r['synthetic']['build_s']}.")
-    other = len(lines)
-    lines += ["", "| other | value |", "|---|---|"]
+    other: list[str] = []  # rows of the table of other numbers, shown when there are any
     if "load" in r:
         ld = r["load"]
-        lines += [f"| import torch + sentence-transformers | {ld['import_torch_st_s']:.2f} s |",
+        other += [f"| import torch + sentence-transformers | {ld['import_torch_st_s']:.2f} s |",
                   f"| model load | {ld['model_load_s']:.2f} s |",
                   f"| fast query path set-up ({ld['query_path']}) | {ld['query_path_setup_s']:.2f} s |",
                   f"| jieba + dictionary load | {ld['jieba_load_s']:.2f} s |",
@@ -311,21 +310,21 @@ def format_markdown(r: dict[str, Any]) -> str:
                   f"| model, jieba, index load once per process | {'yes' if ld['loads_once'] else 'NO'} |"]
     if "ask" in r:
         a = r["ask"]
-        lines.append(f"| ask, no LLM ({a['n']} messages) | p50 {a['total_ms']['p50']:.1f} ms, p95 {a['total_ms']['p95']:.1f} ms |"
+        other.append(f"| ask, no LLM ({a['n']} messages) | p50 {a['total_ms']['p50']:.1f} ms, p95 {a['total_ms']['p95']:.1f} ms |"
                      if "total_ms" in a else f"| ask | skipped: {a['skipped']} |")
     if "build" in r:
         b = r["build"]
-        lines.append(f"| full build, {b['documents']} docs / {b['chunks']} chunks / {b['entries']} entries, no cache | "
+        other.append(f"| full build, {b['documents']} docs / {b['chunks']} chunks / {b['entries']} entries, no cache | "
                      f"{b['seconds']:.1f} s = {b['chunks_per_s']} chunks/s ({b['embeddings_per_s']} embeddings/s) |")
     mem = r["memory"]
     for key in ("after_load", "after_search", "after_ask", "after_build"):
         if key in mem:
-            lines.append(f"| RSS {key.replace('_', ' ')} (current / peak) | {mem[key]['rss_mb']:.0f} MB / {mem[key]['peak_rss_mb']:.0f} MB |")
+            other.append(f"| RSS {key.replace('_', ' ')} (current / peak) | {mem[key]['rss_mb']:.0f} MB / {mem[key]['peak_rss_mb']:.0f} MB |")
     if "synthetic" in r:
         s = r["synthetic"]["memory"]
-        lines.append(f"| RSS with the synthetic index loaded (current / peak) | {s['rss_mb']:.0f} MB / {s['peak_rss_mb']:.0f} MB |")
-    if len(lines) == other + 3:  # no row in the "other" table (e.g. only the rebuild suite ran)
-        del lines[other:]
+        other.append(f"| RSS with the synthetic index loaded (current / peak) | {s['rss_mb']:.0f} MB / {s['peak_rss_mb']:.0f} MB |")
+    if other:
+        lines += ["", "| other | value |", "|---|---|", *other]
     if "rebuild" in r:
         lines += rebuild_lines(r["rebuild"])
     return "\n".join(lines)
