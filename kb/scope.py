@@ -90,7 +90,7 @@ def signals(text: str, update: Situation, has_context: bool = False, lexicon: Le
         return Signals(False, "foreign")
     if update.licence is not None:
         return Signals(True, "licence")
-    if lexicon.anchors.search(norm):
+    if lexicon.anchors.search(norm) or lexicon.domain.search(norm):  # domain words are anchors too
         return Signals(True, "anchor")
     if has_context and (update.causes or update.expires_on is not None):
         return Signals(True, "follow-up")
