@@ -123,7 +123,7 @@ def build_chat_tab(ctx: AppContext) -> dict[str, Any]:
             conv,
             hits,
             gr.update(value="\n\n".join(notes), visible=bool(notes)),
-            deadline_html(answer.deadline),
+            deadline_html(answer.deadline, answer.situation.applied),
             gr.update(value=ics_path, visible=bool(ics_path)),
             _citation_update(hits),
             "",

@@ -26,6 +26,12 @@ STATUS_WORDS = {
     EXPIRED: "许可证已经过期",
 }
 STATUS_CLASS = {ON_TIME: "ok", WINDOW_MISSED: "warn", EXPIRED: "bad"}
+# The user says the application is already in: whether it was on time is what matters now.
+APPLIED_WORDS = {
+    ON_TIME: "已提交申请：在续期申请期限内",
+    WINDOW_MISSED: "已提交申请：是否按时，看提交日是否不晚于最晚申请日",
+    EXPIRED: "许可证已到期：已提交的申请是否按时，请向发证机关确认",
+}
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
@@ -161,7 +167,7 @@ def passage_html(hit: Hit, n: int) -> str:
     )
 
 
-def deadline_html(deadline: Deadline | None) -> str:
+def deadline_html(deadline: Deadline | None, applied: bool = False) -> str:
     if deadline is None:
         return (
             '<div class="kb-deadline kb-muted">时间提醒：告诉我许可证的到期日期'
@@ -184,7 +190,7 @@ def deadline_html(deadline: Deadline | None) -> str:
         assumed = f'<div class="kb-muted">未说明许可证种类，暂按{escape(deadline.rule.label)}计算。</div>'
     return (
         f'<div class="kb-deadline kb-{STATUS_CLASS.get(status, "warn")}">'
-        f'<div class="kb-deadline-status">{escape(STATUS_WORDS.get(status, status))}</div>'
+        f'<div class="kb-deadline-status">{escape((APPLIED_WORDS if applied else STATUS_WORDS).get(status, status))}</div>'
         f"<div>许可证到期日：<b>{escape(format_date(deadline.expires_on))}</b></div>"
         f"<div>最晚申请日：<b>{escape(format_date(deadline.apply_by))}</b>"
         f"（到期前 {deadline.rule.lead_days} 日）</div>"

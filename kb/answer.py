@@ -52,6 +52,8 @@ COVERAGE = (
     f"您可以这样问：「{EXAMPLE}」"
 )
 CAUSE_HITS, QUESTION_HITS, MAX_CAUSES = 2, 3, 3
+PENDING_LABEL = "已提交申请、等待结果"
+PENDING_QUERY = "按时提交延续申请 到期前未作决定 视为准予延续"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Answer:
                 "causes": list(s.causes),
                 "expires_on": s.expires_on.isoformat() if s.expires_on else None,
                 "date_precision": s.date_precision,
+                "applied": s.applied,
             },
             "deadline": self.deadline.to_dict() if self.deadline else None,
             # `citation` is the [n] the answer text uses; `rank` is the passage's place in the one
@@ -266,6 +269,12 @@ def retrieve(kb: KnowledgeBase, text: str, situation: Situation, raw_hits: list[
         if not hits:
             hits = pick(kb.search(query, 5, filters=filters), CAUSE_HITS)
         groups.append(Group(cause.label, query, hits))
+
+    if situation.applied:
+        # An application already in: what an on-time application means (deemed approval when no
+        # decision comes before expiry) is the passage the user needs, whatever they asked.
+        query = f"{name} {PENDING_QUERY}".strip()
+        groups.append(Group(PENDING_LABEL, query, pick(kb.search(query, 5, filters=filters), CAUSE_HITS)))
 
     query = text if not name or named else f"{name} {text}"[:limit]
     if query == text and filters is None and raw_hits:

@@ -200,8 +200,9 @@ def format_date(d: date) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def status_advice(deadline: Deadline) -> str:
-    """Short, concrete Simplified-Chinese advice for the deadline's status."""
+def status_advice(deadline: Deadline, applied: bool = False) -> str:
+    """Short, concrete Simplified-Chinese advice for the deadline's status. `applied`: the user
+    says the renewal application is already in (and names no refusal)."""
     rule = deadline.rule
     parts: list[str] = []
     if deadline.rule_assumed:
@@ -211,7 +212,9 @@ def status_advice(deadline: Deadline) -> str:
         )
     apply_by, expires = format_date(deadline.apply_by), format_date(deadline.expires_on)
 
-    if deadline.status == ON_TIME:
+    if applied:
+        parts.append(_applied_advice(deadline, apply_by, expires))
+    elif deadline.status == ON_TIME:
         when = "今天就是最后一天" if deadline.days_left == 0 else f"还有{deadline.days_left}天"
         parts.append(
             f"许可证{expires}到期，续期申请最晚须在{apply_by}前（含当日）向{rule.authority}提出，{when}。"
@@ -245,6 +248,32 @@ def status_advice(deadline: Deadline) -> str:
             f"并尽快咨询{rule.authority}，确认能否补办或需要重新申请。"
         )
     return "".join(parts)
+
+
+def _applied_advice(deadline: Deadline, apply_by: str, expires: str) -> str:
+    """The advice once an application is in: whether it was on time decides everything, and only
+    the user knows the submission date, so both cases are stated (行政许可法第五十条: an on-time
+    application not decided before expiry is deemed approved)."""
+    rule = deadline.rule
+    on_time = f"在{apply_by}（届满前{rule.lead_days}日）当天或之前提交的，属于按时申请"
+    deemed = "发证机关应在到期前作出决定，到期仍未决定的，依《行政许可法》第五十条视为准予延续"
+    if deadline.status == ON_TIME:
+        return (
+            f"您说已经提交了续期申请。许可证{expires}到期，现在提交仍早于最晚提交日{apply_by}，属于按时申请。"
+            "请在系统中确认已受理，收到补正通知的按要求一次补齐，保持联系电话畅通，并保留提交和受理记录。"
+        )
+    if deadline.status == WINDOW_MISSED:
+        return (
+            f"您说已经提交了续期申请。许可证{expires}到期，是否按时要看提交日期：{on_time}，{deemed}，"
+            "请在系统中确认受理状态并保留提交记录；"
+            f"晚于{apply_by}提交的不属于按时申请，请立即联系{rule.authority}问清能否受理，同时准备按新申请办理的材料。"
+        )
+    days = (deadline.today - deadline.expires_on).days
+    return (
+        f"您说已经提交了续期申请，许可证已于{expires}到期（已过{days}天）。{on_time}，且{deemed}，"
+        f"请向{rule.authority}确认许可证状态并保留提交记录；"
+        "不是按时提交的，许可证已经失效，取得新证之前请暂停相应业务，按新申请重新办理。"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -115,11 +115,14 @@ def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
         expiry = format_date(situation.expires_on)
     else:
         expiry = f"约{format_date(situation.expires_on)}（根据“{situation.date_text}”推算，请以证书上的日期为准）"
-    return [
+    lines = [
         f"许可证：{licence_label(situation, vocabulary) or '未说明'}",
         f"遇到的问题：{causes or '未说明'}",
         f"有效期届满日：{expiry}",
     ]
+    if situation.applied:
+        lines.append("续期申请：您说已经提交，尚未收到结果")
+    return lines
 
 
 def situation_section(situation: Situation, vocabulary: Vocabulary) -> str:
@@ -139,10 +142,10 @@ def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
         )
     # status_advice lists the upcoming milestones in one sentence ("建议节点：…。"); the answer
     # shows them as a list instead, so that sentence is cut here.
-    advice = _MILESTONE_SENTENCE.sub("", status_advice(deadline))
+    advice = _MILESTONE_SENTENCE.sub("", status_advice(deadline, situation.applied))
     lines = ["### 时间提醒", "", md_escape(advice)]
     upcoming = [(day, label) for day, label in deadline.milestones if day >= deadline.today]
-    if deadline.status == ON_TIME and upcoming:
+    if deadline.status == ON_TIME and upcoming and not situation.applied:
         lines += ["", "建议的准备节点（可下载日历提醒）："]
         for day, label in upcoming:
             text = f"{format_date(day)}：{md_escape(label)}"

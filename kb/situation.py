@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 
+from kb.english import to_chinese_cues
 from kb.normalize import CN_DIGITS, chinese_int, normalize
 from kb.vocabulary import Vocabulary, load_vocabulary
 
@@ -44,6 +45,9 @@ class Situation:
     expires_on: date | None = None  # expiry date of the licence, only when the user gave one
     date_precision: str | None = None  # "day" | "month" | "approximate" (relative spans)
     date_text: str | None = None  # the (normalised) words the date was read from
+    # The user says the renewal application has been submitted and names no refusal: the deadline
+    # advice then explains what an on-time application means instead of urging them to file.
+    applied: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,7 +59,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     """What one message says about the user's licence, renewal problems and expiry date."""
     # Horizontal whitespace runs become one space, so every pattern below can use " ?" where it
     # would use r"\s*": adjacent optional r"\s*" groups backtrack polynomially on long runs.
-    text = _SPACES.sub(" ", normalize(message or ""))
+    text = to_chinese_cues(_SPACES.sub(" ", normalize(message or "")))
     if not text.strip():
         return Situation()
     matchers = _matchers(vocabulary or load_vocabulary())
@@ -66,6 +70,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     mentions = _find_causes(text, clauses, keywords)  # (position, cause id), expired excluded
     expired_at = _expired_keyword(text, clauses, keywords)
     past_clauses = _past_clauses(text, clauses)
+    applied = _applied(text, clauses)
 
     chosen = _choose_date(text, today, clauses, past_clauses, expired_at is not None)
     if chosen is not None and chosen.value is None:
@@ -88,13 +93,14 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
             causes.append(cause)
 
     if chosen is None:
-        return Situation(licence=licence, causes=tuple(causes))
+        return Situation(licence=licence, causes=tuple(causes), applied=applied)
     return Situation(
         licence=licence,
         causes=tuple(causes),
         expires_on=chosen.value,
         date_precision=chosen.precision,
         date_text=chosen.text,
+        applied=applied,
     )
 
 
@@ -115,7 +121,7 @@ def merge(previous: Situation, update: Situation) -> Situation:
         old_causes = tuple(c for c in old_causes if c != EXPIRED)
     causes = old_causes + tuple(c for c in update.causes if c not in old_causes)
 
-    merged = replace(previous, licence=licence, causes=causes)
+    merged = replace(previous, licence=licence, causes=causes, applied=previous.applied or update.applied)
     if update.expires_on is not None:
         merged = replace(
             merged,
@@ -332,6 +338,36 @@ _PAST = re.compile(
 
 def _past_clauses(text: str, clauses: _Clauses) -> set[int]:
     return {clauses.of(p.start()) for p in _PAST.finditer(text) if _asserts_expiry(text, clauses, p.start(), p.end())}
+
+
+# --------------------------------------------------------------------------------------------
+# An application already submitted
+# --------------------------------------------------------------------------------------------
+
+# "交了续期申请", "提前三个多月交的续期申请", "续期申请上周已经在系统里提交了", "系统显示已受理",
+# "we filed the renewal", "the application was accepted". Not "还没交申请" (no 了/过/的 after the
+# verb), "交了申请以后多久出结果" (a question about the process) or "如果已经提交了…".
+_APPLIED = re.compile(
+    r"(?:提交|递交|交|报送)(?:了|过|的) ?(?:续期|延续|续证)?申请(?! ?(?:以后|之后|后))"
+    r"|(?:续期|延续|续证)申请[^,;!?。]{0,10}?(?:已经|已|早就)[^,;!?。]{0,8}?(?:提交|递交|交)"
+    r"|(?:已经|已)(?:受理|提交|递交)"
+    r"|\b(?:we|i|have|had|already) (?:already |have |had )?(?:filed|submitted|lodged|applied for)\b"
+    r"|\b(?:was|been|has been|have been) (?:accepted|received|filed|submitted)\b"
+)
+_APPLIED_DOUBT = re.compile(r"如果|要是|假如|万一|假设|是否|是不是|有没有|没有|没|未|还没|尚未|忘了|\bif\b|whether|\bnot\b|n't")
+# A refused application is not pending: its advice is re-applying, not an on-time application.
+_REFUSED = re.compile(
+    r"驳回|被拒|拒绝|不予延续|不予批准|不予许可|没通过|未通过|没有通过|不通过|退回|打回|refused|rejected|denied|turned down"
+)
+
+
+def _applied(text: str, clauses: _Clauses) -> bool:
+    if _REFUSED.search(text):
+        return False
+    for m in _APPLIED.finditer(text):
+        if not _APPLIED_DOUBT.search(clauses.prefix(m.start())[-12:]):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -57,11 +57,32 @@ def test_issue_example_gets_a_grounded_cited_answer(real_kb):
     assert md.rstrip().splitlines()[-1].startswith("*以上内容是") and "不是发证机关的决定" in md
 
 
+def test_english_message_gets_the_same_understanding_and_deadline(real_kb):
+    a = ask(real_kb, "Our call-centre licence renewal was rejected for missing documents. "
+                     "The licence expires on 15 March 2027 - are we still in time?")
+    assert a.grounded and a.kind == "answer"
+    assert a.situation.licence == "call-center" and a.situation.causes == ("materials",)
+    assert a.deadline is not None and a.deadline.apply_by == date(2026, 12, 15)
+    assert a.hits[0].doc_id == "call-center/cause-materials.md"
+    assert "2027年3月15日" in a.markdown and "2026年12月15日" in a.markdown
+
+
+def test_application_already_in_gets_the_on_time_rule_not_a_call_to_file(real_kb):
+    a = ask(real_kb, "我们ICP证2026年6月20号到期，三个多月前就交了续期申请，系统显示已受理，还没批下来，到期后还能经营吗")
+    assert a.situation.applied and a.deadline is not None and a.deadline.status == "window_missed"
+    md = a.markdown
+    assert "续期申请：您说已经提交" in md and "视为准予延续" in md.split("### 应对措施")[0]
+    assert "马上提交延续申请" not in md
+    assert "**已提交申请、等待结果**" in md
+    assert any(h.doc_id == "general/on-time-application-effect.md" for h in a.hits[:2])
+    assert a.to_dict()["situation"]["applied"] is True
+
+
 def test_json_shape(real_kb):
     data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
     assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "expires_on": "2027-03-15",
-                                 "date_precision": "day"}
+                                 "date_precision": "day", "applied": False}
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
     assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]
     # Each source carries the [n] the answer cites it by (ranks repeat across the chat's searches).
@@ -194,7 +215,8 @@ def test_signals_decide_scope_before_retrieval():
 
     assert sig("那ICP证呢") == (True, "licence")
     assert sig("续期被驳回了") == (True, "anchor")
-    assert sig("How do I renew a telecom licence?") == (True, "anchor")
+    assert sig("How do I renew a telecom licence?") == (True, "licence")
+    assert sig("How do I renew it?") == (True, "anchor")
     assert sig("驾驶证到期了怎么换证") == (False, "foreign")
     assert sig("卫生许可证过期了还能营业吗") == (False, "foreign")
     # A domain word outweighs a foreign document named as a renewal material; 电信 alone does not.

@@ -100,3 +100,6 @@ def test_deadline_box_states():
     assert "已错过" in late and "未说明许可证种类" in late and "kb-warn" in late
     gone = deadline_html(compute(date(2026, 10, 1), date(2026, 11, 29), "icp"))
     assert "已经过期" in gone and "kb-bad" in gone and "kb-passed" in gone
+    # An application the user says is already in: no "missed" verdict, the question is whether it was on time.
+    pending = deadline_html(compute(date(2027, 1, 10), date(2026, 11, 29), "icp"), applied=True)
+    assert "已提交申请" in pending and "已错过" not in pending and "kb-warn" in pending

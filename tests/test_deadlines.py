@@ -192,6 +192,24 @@ def test_advice_on_time() -> None:
     assert "原发证机关" in text
 
 
+@pytest.mark.parametrize(
+    ("today", "must", "must_not"),
+    [
+        # On time: the application is in, so no "start preparing now" and no milestones.
+        (D(2026, 11, 28), ["您说已经提交了续期申请", "属于按时申请", "补正"], ["还有17天", "建议节点"]),
+        # Window missed: whether it was on time depends on the submission date; both cases.
+        (D(2026, 12, 20), ["2026年12月15日（届满前90日）当天或之前", "第五十条", "视为准予延续", "按新申请"],
+         ["马上提交延续申请"]),
+        # Expired: deemed approval only for an on-time application the authority left undecided.
+        (D(2027, 3, 20), ["已过5天", "第五十条", "暂停", "按新申请重新办理"], ["不能再办理续期"]),
+    ],
+)
+def test_advice_once_the_application_is_in(today: date, must: list[str], must_not: list[str]) -> None:
+    text = status_advice(compute(EXPIRES, today, "call-center"), applied=True)
+    assert all(m in text for m in must), text
+    assert not any(m in text for m in must_not), text
+
+
 def test_advice_last_day() -> None:
     assert "今天就是最后一天" in status_advice(compute(EXPIRES, D(2026, 12, 15), "icp"))
 

@@ -273,6 +273,75 @@ def test_full_traditional_message() -> None:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# English messages (kb/english.py rewrites their dates and expiry words into Chinese cues)
+# --------------------------------------------------------------------------------------------
+
+ENGLISH_CASES = [
+    # (message, licence, causes, expiry date, precision)
+    ("Our cross-regional call-centre licence expires on 15 March 2027.", "call-center", (), D(2027, 3, 15), "day"),
+    ("Our value-added telecom licence expires on March 1, 2027", "vats", (), D(2027, 3, 1), "day"),
+    ("ICP licence expires on 2027-03-01", "icp", (), D(2027, 3, 1), "day"),
+    ("We run a call center under a B24 licence that expires next March.", "call-center", (), D(2027, 3, 1), "month"),
+    ("Our IDC licence expires in August 2027", "idc", (), D(2027, 8, 1), "month"),
+    ("Our ICP licence expires in about four months.", "icp", (), D(2027, 3, 28), "approximate"),
+    ("The EDI licence expires next week and there is still no decision", "edi", (), D(2026, 12, 5), "approximate"),
+    ("Our call centre licence (B24) expired last week.", "call-center", ("expired",), D(2026, 11, 21), "approximate"),
+    ("Our network culture licence expired two months ago", "network-culture", ("expired",), D(2026, 9, 28), "approximate"),
+    ("Our call center licence renewal was rejected for missing documents, what now?", "call-center", ("materials",), None, None),
+    ("Renewal refused: our shareholding changed and we never filed it", None, ("company-changes",), None, None),
+    ("We got complaints for telemarketing calls without consent.", None, ("marketing-consent",), None, None),
+    ("We were fined last year. Will it affect the SP renewal?", "sp", ("penalties",), None, None),
+    # Hypothetical, negated or merely named expiry is not a statement that it has expired.
+    ("If our call centre licence has already expired, what penalties could we face?", "call-center", (), None, None),
+    ("Our licence has not expired yet", None, (), None, None),
+    ("What happens when a licence expires?", None, (), None, None),
+    # English words that contain a licence code, and "may" the verb, are not read.
+    ("We may display ads on our website", None, (), None, None),
+]
+
+
+@pytest.mark.parametrize(("message", "licence", "causes", "expires_on", "precision"), ENGLISH_CASES)
+def test_english_message(message: str, licence: str | None, causes: tuple[str, ...], expires_on: date | None,
+                         precision: str | None) -> None:
+    s = extract(message, TODAY)
+    assert (s.licence, s.causes, s.expires_on, s.date_precision) == (licence, causes, expires_on, precision)
+
+
+@pytest.mark.parametrize(
+    ("message", "applied"),
+    [
+        ("我们ICP证还有一周到期，三个多月前就交了续期申请，系统显示已受理", True),
+        ("我们是提前三个多月交的续期申请，但眼看到期了管局还没批下来", True),
+        ("呼叫中心的续期申请上周已经在系统里提交了，多久能出结果", True),
+        ("We filed the renewal 100 days before expiry and it was accepted", True),
+        ("还没交申请，证下个月到期", False),
+        ("交了申请以后多久出结果", False),  # a question about the process
+        ("如果已经提交了申请，还能撤回吗", False),
+        ("续期被驳回了，之前交了申请", False),  # refused: not pending
+        ("We have not filed the renewal yet", False),
+        ("If we filed on time but no decision came, can we keep operating?", False),
+        ("申请交了吗", False),
+    ],
+)
+def test_application_already_submitted(message: str, applied: bool) -> None:
+    assert extract(message, TODAY).applied is applied
+
+
+def test_submitted_application_is_remembered_across_turns() -> None:
+    s = merge(extract("我们的ICP证下个月到期", TODAY), extract("续期申请三个月前就已经提交了", TODAY))
+    assert s.applied and s.licence == "icp"
+    assert merge(s, extract("大概什么时候出结果", TODAY)).applied
+
+
+def test_english_rewrite_leaves_chinese_alone() -> None:
+    from kb.english import to_chinese_cues
+
+    chinese = "呼叫中心证续期被驳回，说材料不齐，明年3月到期"
+    assert to_chinese_cues(chinese) == chinese
+    assert to_chinese_cues("our licence expires tomorrow") == "our licence 明天到期"
+
+
 def test_empty_and_blank_messages() -> None:
     assert extract("", TODAY) == Situation()
     assert extract("   \n", TODAY) == Situation()
