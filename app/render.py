@@ -167,7 +167,7 @@ def passage_html(hit: Hit, n: int) -> str:
     )
 
 
-def deadline_html(deadline: Deadline | None, applied: bool = False) -> str:
+def deadline_html(deadline: Deadline | None, applied: bool | None = None) -> str:
     if deadline is None:
         return (
             '<div class="kb-deadline kb-muted">时间提醒：告诉我许可证的到期日期'

@@ -200,7 +200,7 @@ def format_date(d: date) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def status_advice(deadline: Deadline, applied: bool = False) -> str:
+def status_advice(deadline: Deadline, applied: bool | None = None) -> str:
     """Short, concrete Simplified-Chinese advice for the deadline's status. `applied`: the user
     says the renewal application is already in (and names no refusal)."""
     rule = deadline.rule

@@ -23,7 +23,7 @@ _MONTHS = {
     "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
     "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9,
     "oct": 10, "nov": 11, "dec": 12,
-}  # no "may" abbreviation problem: "may" is only read next to a day or a year, or after in/next/by
+}  # "may" is also a verb: it is read as May next to a day or a year, or after in/next/by/until
 _NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "eighteen": 18, "twenty": 20,
@@ -45,7 +45,10 @@ _MDY = re.compile(rf"\b{_MONTH} {_DAY},? {_YEAR}\b")
 _MY = re.compile(rf"\b{_MONTH},? {_YEAR}\b")
 _DM = re.compile(rf"\b{_DAY} (?:of )?{_MONTH_NOT_MAY}\b")
 _MD = re.compile(rf"\b{_MONTH_NOT_MAY} {_DAY}\b(?!,? [0-9])")
-_MONTH_ONLY = re.compile(rf"\b(?P<pre>in|next|this|by|until|till|before|early|late|mid|end of|the end of) {_MONTH}\b(?! [0-9])")
+_MONTH_ONLY = re.compile(
+    rf"\b(?P<pre>in|next|by|until|till|early|late|mid|end of|the end of) {_MONTH}\b(?! [0-9])"
+    rf"|\b(?P<pre2>this|before) {_MONTH_NOT_MAY.replace('?P<mon>', '?P<mon2>')}\b(?! [0-9])"  # "this may" is a verb
+)
 _REL = [
     (re.compile(r"\b(?:the )?end of (?:this|the) month\b"), "本月底"),
     (re.compile(r"\b(?:the )?end of next month\b"), "下个月底"),
@@ -91,8 +94,8 @@ def _ymd(m: re.Match[str]) -> str:
 
 
 def _month_only(m: re.Match[str]) -> str:
-    month = _MONTHS[m.group("mon")]
-    part = {"early": "初", "mid": "中旬", "late": "下旬", "end of": "底", "the end of": "底"}.get(m.group("pre"), "")
+    month = _MONTHS[m.group("mon") or m.group("mon2")]
+    part = {"early": "初", "mid": "中旬", "late": "下旬", "end of": "底", "the end of": "底"}.get(m.group("pre") or "", "")
     return f"{month}月{part}"
 
 

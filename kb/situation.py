@@ -45,9 +45,10 @@ class Situation:
     expires_on: date | None = None  # expiry date of the licence, only when the user gave one
     date_precision: str | None = None  # "day" | "month" | "approximate" (relative spans)
     date_text: str | None = None  # the (normalised) words the date was read from
-    # The user says the renewal application has been submitted and names no refusal: the deadline
-    # advice then explains what an on-time application means instead of urging them to file.
-    applied: bool = False
+    # True: the user says the renewal application is in and names no refusal (the deadline advice
+    # then explains what an on-time application means instead of urging them to file); False: they
+    # say it was refused; None: they said neither.
+    applied: bool | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +122,8 @@ def merge(previous: Situation, update: Situation) -> Situation:
         old_causes = tuple(c for c in old_causes if c != EXPIRED)
     causes = old_causes + tuple(c for c in update.causes if c not in old_causes)
 
-    merged = replace(previous, licence=licence, causes=causes, applied=previous.applied or update.applied)
+    applied = previous.applied if update.applied is None else update.applied  # "后来被驳回了" ends it
+    merged = replace(previous, licence=licence, causes=causes, applied=applied)
     if update.expires_on is not None:
         merged = replace(
             merged,
@@ -361,13 +363,13 @@ _REFUSED = re.compile(
 )
 
 
-def _applied(text: str, clauses: _Clauses) -> bool:
+def _applied(text: str, clauses: _Clauses) -> bool | None:
     if _REFUSED.search(text):
         return False
     for m in _APPLIED.finditer(text):
         if not _APPLIED_DOUBT.search(clauses.prefix(m.start())[-12:]):
             return True
-    return False
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -270,6 +270,7 @@ def test_full_traditional_message() -> None:
         expires_on=D(2027, 3, 1),
         date_precision="month",
         date_text="明年3月",
+        applied=False,  # 驳回: the application was refused
     )
 
 
@@ -298,6 +299,8 @@ ENGLISH_CASES = [
     ("What happens when a licence expires?", None, (), None, None),
     # English words that contain a licence code, and "may" the verb, are not read.
     ("We may display ads on our website", None, (), None, None),
+    ("This may matter: our EDI licence expires soon", "edi", (), None, None),
+    ("Our SP licence expires in May", "sp", (), D(2027, 5, 1), "month"),
 ]
 
 
@@ -315,16 +318,17 @@ def test_english_message(message: str, licence: str | None, causes: tuple[str, .
         ("我们是提前三个多月交的续期申请，但眼看到期了管局还没批下来", True),
         ("呼叫中心的续期申请上周已经在系统里提交了，多久能出结果", True),
         ("We filed the renewal 100 days before expiry and it was accepted", True),
-        ("还没交申请，证下个月到期", False),
-        ("交了申请以后多久出结果", False),  # a question about the process
-        ("如果已经提交了申请，还能撤回吗", False),
         ("续期被驳回了，之前交了申请", False),  # refused: not pending
-        ("We have not filed the renewal yet", False),
-        ("If we filed on time but no decision came, can we keep operating?", False),
-        ("申请交了吗", False),
+        ("Our renewal application was rejected", False),
+        ("还没交申请，证下个月到期", None),
+        ("交了申请以后多久出结果", None),  # a question about the process
+        ("如果已经提交了申请，还能撤回吗", None),
+        ("We have not filed the renewal yet", None),
+        ("If we filed on time but no decision came, can we keep operating?", None),
+        ("申请交了吗", None),
     ],
 )
-def test_application_already_submitted(message: str, applied: bool) -> None:
+def test_application_already_submitted(message: str, applied: bool | None) -> None:
     assert extract(message, TODAY).applied is applied
 
 
@@ -332,6 +336,7 @@ def test_submitted_application_is_remembered_across_turns() -> None:
     s = merge(extract("我们的ICP证下个月到期", TODAY), extract("续期申请三个月前就已经提交了", TODAY))
     assert s.applied and s.licence == "icp"
     assert merge(s, extract("大概什么时候出结果", TODAY)).applied
+    assert merge(s, extract("刚收到通知，被驳回了", TODAY)).applied is False
 
 
 def test_english_rewrite_leaves_chinese_alone() -> None:
