@@ -17,6 +17,7 @@ Input is normalised text (ASCII lower-case, half-width, single spaces).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _MONTHS = {
     "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7,
@@ -103,22 +104,34 @@ def _span(m: re.Match[str], template: str) -> str:
     return template.format(n=_number(m.group("n")), unit=_UNITS[m.group("unit")])
 
 
-def to_chinese_cues(text: str) -> str:
-    """`text` with its English dates and expiry phrases in Chinese; unchanged without English."""
+def to_chinese_cues(text: str, originals: dict[str, str] | None = None) -> str:
+    """`text` with its English dates and expiry phrases in Chinese; unchanged without English.
+    `originals`, when given, receives each date phrase's Chinese form -> the user's own words, so
+    the answer can quote what the user wrote ("expired last week", not "过期了1周")."""
     if not _HAS_ENGLISH.search(text):
         return text
+    said = originals if originals is not None else {}
+
+    def sub(pattern: re.Pattern[str], make: Callable[[re.Match[str]], str], text: str) -> str:
+        def record(m: re.Match[str]) -> str:
+            chinese = make(m)
+            said.setdefault(chinese, m.group(0))
+            return chinese
+
+        return pattern.sub(record, text)
+
     for pattern in (_DMY, _MDY, _MY, _DM, _MD):
-        text = pattern.sub(_ymd, text)
-    text = _MONTH_ONLY.sub(_month_only, text)
-    text = _EXPIRED_AGO.sub(lambda m: _span(m, "过期了{n}{unit}"), text)
-    text = _EXPIRED_LAST.sub(lambda m: f"过期了1{_UNITS[m.group('unit')]}", text)
+        text = sub(pattern, _ymd, text)
+    text = sub(_MONTH_ONLY, _month_only, text)
+    text = sub(_EXPIRED_AGO, lambda m: _span(m, "过期了{n}{unit}"), text)
+    text = sub(_EXPIRED_LAST, lambda m: f"过期了1{_UNITS[m.group('unit')]}", text)
     for pattern, chinese in _REL:
-        text = pattern.sub(chinese, text)
-    text = _HALF_YEAR.sub("还有半年", text)
-    text = _SPAN_AHEAD.sub(lambda m: _span(m, "还有{n}{unit}"), text)
-    text = _SPAN_LEFT.sub(lambda m: _span(m, "还剩{n}{unit}"), text)
-    text = _WHEN_AFTER_VERB.sub(lambda m: {"today": "今天", "tomorrow": "明天"}[m.group("when")] + "到期", text)
-    text = _EXPIRED_DAY.sub(lambda m: {"yesterday": "昨天", "today": "今天"}[m.group("when")] + "过期了", text)
+        text = sub(pattern, lambda m, chinese=chinese: chinese, text)
+    text = sub(_HALF_YEAR, lambda m: "还有半年", text)
+    text = sub(_SPAN_AHEAD, lambda m: _span(m, "还有{n}{unit}"), text)
+    text = sub(_SPAN_LEFT, lambda m: _span(m, "还剩{n}{unit}"), text)
+    text = sub(_WHEN_AFTER_VERB, lambda m: {"today": "今天", "tomorrow": "明天"}[m.group("when")] + "到期", text)
+    text = sub(_EXPIRED_DAY, lambda m: {"yesterday": "昨天", "today": "今天"}[m.group("when")] + "过期了", text)
     text = _NOT_EXPIRED.sub("还没过期", text)
     text = _HYPOTHETICAL_EXPIRED.sub(lambda m: f"{m.group('cue')}{m.group('mid')} 如果过期", text)
     text = _HAS_EXPIRED.sub("已经过期", text)

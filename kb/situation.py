@@ -60,7 +60,8 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     """What one message says about the user's licence, renewal problems and expiry date."""
     # Horizontal whitespace runs become one space, so every pattern below can use " ?" where it
     # would use r"\s*": adjacent optional r"\s*" groups backtrack polynomially on long runs.
-    text = to_chinese_cues(_SPACES.sub(" ", normalize(message or "")))
+    said: dict[str, str] = {}  # English date phrases: their Chinese form -> the user's words
+    text = to_chinese_cues(_SPACES.sub(" ", normalize(message or "")), said)
     if not text.strip():
         return Situation()
     matchers = _matchers(vocabulary or load_vocabulary())
@@ -100,7 +101,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
         causes=tuple(causes),
         expires_on=chosen.value,
         date_precision=chosen.precision,
-        date_text=chosen.text,
+        date_text=said.get(chosen.text, chosen.text),
         applied=applied,
     )
 

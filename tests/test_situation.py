@@ -309,6 +309,8 @@ def test_english_message(message: str, licence: str | None, causes: tuple[str, .
                          precision: str | None) -> None:
     s = extract(message, TODAY)
     assert (s.licence, s.causes, s.expires_on, s.date_precision) == (licence, causes, expires_on, precision)
+    # The answer quotes the user's own words for the date, not the Chinese it was rewritten into.
+    assert s.date_text is None or s.date_text in normalize(message)
 
 
 @pytest.mark.parametrize(
