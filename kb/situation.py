@@ -348,15 +348,22 @@ def _past_clauses(text: str, clauses: _Clauses) -> set[int]:
 # --------------------------------------------------------------------------------------------
 
 # "交了续期申请", "提前三个多月交的续期申请", "续期申请上周已经在系统里提交了", "系统显示已受理",
-# "we filed the renewal", "the application was accepted". Not "还没交申请" (no 了/过/的 after the
-# verb), "交了申请以后多久出结果" (a question about the process) or "如果已经提交了…".
+# "还在审批中", "管局还没批下来", "we filed the renewal", "the application was accepted", "still
+# pending". Not "还没交申请" (no 了/过/的 after the verb), "交了申请以后多久出结果" (a question
+# about the process), "如果已经提交了…", "现在审批很慢", or "没批下来" without 还 (often a refusal).
 _APPLIED = re.compile(
-    r"(?:提交|递交|交|报送)(?:了|过|的) ?(?:续期|延续|续证)?申请(?! ?(?:以后|之后|后))"
+    r"(?:提交|递交|交|报送)(?:了|过|(?P<de>的)) ?(?:续期|延续|续证)?申请(?! ?(?:以后|之后|后))"
     r"|(?:续期|延续|续证)申请[^,;!?。]{0,10}?(?:已经|已|早就)[^,;!?。]{0,8}?(?:提交|递交|交)"
     r"|(?:已经|已)(?:受理|提交|递交)"
+    r"|(?:还在|正在|仍在|仍然在|一直在)(?:审批|审核|审查|审)|(?:审批|审核|审查)中"
+    r"|还(?:没有?|未)(?:批下来|审下来|出结果|给结果|作出决定|做出决定|批复)"
     r"|\b(?:we|i|have|had|already) (?:already |have |had )?(?:filed|submitted|lodged|applied for)\b"
     r"|\b(?:was|been|has been|have been) (?:accepted|received|filed|submitted)\b"
+    r"|\b(?:still )?(?:pending|under review|awaiting (?:a |the )?decision)\b|\bstill no decision\b"
 )
+# "交的申请" states the user's own filing only with a first person ("我们是提前三个月交的续期申请"),
+# not in a general question ("申请人提交的延续申请材料不齐全时…").
+_FIRST_PERSON = re.compile(r"我|咱|本公司|公司")
 _APPLIED_DOUBT = re.compile(r"如果|要是|假如|万一|假设|是否|是不是|有没有|没有|没|未|还没|尚未|忘了|\bif\b|whether|\bnot\b|n't")
 # A refused application is not pending: its advice is re-applying, not an on-time application.
 _REFUSED = re.compile(
@@ -368,7 +375,10 @@ def _applied(text: str, clauses: _Clauses) -> bool | None:
     if _REFUSED.search(text):
         return False
     for m in _APPLIED.finditer(text):
-        if not _APPLIED_DOUBT.search(clauses.prefix(m.start())[-12:]):
+        prefix = clauses.prefix(m.start())
+        if m.group("de") and not _FIRST_PERSON.search(prefix):
+            continue
+        if not _APPLIED_DOUBT.search(prefix[-12:]):
             return True
     return None
 

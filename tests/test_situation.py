@@ -320,6 +320,12 @@ def test_english_message(message: str, licence: str | None, causes: tuple[str, .
         ("我们是提前三个多月交的续期申请，但眼看到期了管局还没批下来", True),
         ("呼叫中心的续期申请上周已经在系统里提交了，多久能出结果", True),
         ("We filed the renewal 100 days before expiry and it was accepted", True),
+        ("ICP证下个月到期，续期还在审批中", True),
+        ("证快到期了，管局还没批下来", True),
+        ("Our renewal is still pending and the licence expires next week", True),
+        ("现在审批很慢吗", None),
+        ("申请人提交的延续申请材料不齐全时，审批机关是否须一次性告知", None),  # a general question
+        ("续证没批下来，打算重新申请", None),  # 没批下来 without 还: as often a refusal
         ("续期被驳回了，之前交了申请", False),  # refused: not pending
         ("Our renewal application was rejected", False),
         ("还没交申请，证下个月到期", None),
