@@ -31,6 +31,7 @@ from functools import lru_cache
 
 from kb.english import to_chinese_cues
 from kb.normalize import CN_DIGITS, chinese_int, normalize
+from kb.tokenize import load_synonym_groups
 from kb.vocabulary import Vocabulary, load_vocabulary
 
 _SPACES = re.compile(r"[^\S\n]+")
@@ -364,21 +365,28 @@ _APPLIED = re.compile(
 # "交的申请" states the user's own filing only with a first person ("我们是提前三个月交的续期申请"),
 # not in a general question ("申请人提交的延续申请材料不齐全时…").
 _FIRST_PERSON = re.compile(r"我|咱|本公司|公司")
-_APPLIED_DOUBT = re.compile(r"如果|要是|假如|万一|假设|是否|是不是|有没有|没有|没|未|还没|尚未|忘了|\bif\b|whether|\bnot\b|n't")
-# A refused application is not pending: its advice is re-applying, not an on-time application.
-_REFUSED = re.compile(
-    r"驳回|被拒|拒绝|不予延续|不予批准|不予许可|没通过|未通过|没有通过|不通过|退回|打回|refused|rejected|denied|turned down"
-)
+# Not filed (the doubt words of an expiry statement, _HYPOTHETICAL, count too).
+_NOT_FILED = re.compile(r"没|未|忘了|\bif\b|whether|\bnot\b|n't")
+REFUSAL_WORD = "驳回"  # names the synonym group (kb/data/synonyms.yaml) of refusal words
+
+
+@lru_cache(maxsize=1)
+def _refused() -> re.Pattern[str]:
+    """The refusal words, from the same synonym group search expands 驳回 with: a refused
+    application is not pending (its advice is re-applying, not an on-time application)."""
+    group = next(g for g in load_synonym_groups() if REFUSAL_WORD in g)
+    return re.compile("|".join(re.escape(w) for w in sorted(group, key=len, reverse=True)))
 
 
 def _applied(text: str, clauses: _Clauses) -> bool | None:
-    if _REFUSED.search(text):
+    if _refused().search(text):
         return False
     for m in _APPLIED.finditer(text):
         prefix = clauses.prefix(m.start())
         if m.group("de") and not _FIRST_PERSON.search(prefix):
             continue
-        if not _APPLIED_DOUBT.search(prefix[-12:]):
+        window = prefix[-12:]
+        if not (_HYPOTHETICAL.search(window) or _NOT_FILED.search(window)):
             return True
     return None
 

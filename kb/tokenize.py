@@ -58,6 +58,13 @@ class QueryTerms:
         return [t for g in self.groups for t in g]
 
 
+def load_synonym_groups(path: Path = SYNONYMS) -> tuple[tuple[str, ...], ...]:
+    """The synonym groups of synonyms.yaml, normalised; each group's first member is the corpus's
+    form. The tokenizer expands queries with them; the chat reads its refusal words from them."""
+    groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    return tuple(tuple(normalize(str(w)) for w in g) for g in groups)
+
+
 class Tokenizer:
     """One jieba instance per Tokenizer (not jieba's global one), so tests can build their own."""
 
@@ -80,8 +87,7 @@ class Tokenizer:
         self.stopwords = frozenset(
             w.strip() for w in stopwords.read_text(encoding="utf-8").splitlines() if w.strip() and not w.startswith("#")
         )
-        groups = yaml.safe_load(synonyms.read_text(encoding="utf-8"))["groups"]
-        self.synonym_groups = tuple(tuple(normalize(str(w)) for w in g) for g in groups)
+        self.synonym_groups = load_synonym_groups(synonyms)
         self._synonyms: dict[str, set[str]] = {}
         self._corpus_form: dict[str, str] = {}  # word -> its group's first member, the corpus's form
         for group in self.synonym_groups:
