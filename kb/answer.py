@@ -51,7 +51,8 @@ COVERAGE = (
     "- 续期材料、办理流程、审批时间和费用\n\n"
     f"您可以这样问：「{EXAMPLE}」"
 )
-CAUSE_HITS, QUESTION_HITS, MAX_CAUSES = 2, 3, 3
+CAUSE_HITS, QUESTION_HITS, LAST_ASK_HITS, MAX_CAUSES = 2, 3, 1, 3
+_SENTENCE_END = re.compile(r"(?<=[。？！?!；;])")
 PENDING_LABEL = "已提交申请、等待结果"
 PENDING_QUERY = "按时提交延续申请 到期前未作决定 视为准予延续"
 
@@ -286,8 +287,23 @@ def retrieve(kb: KnowledgeBase, text: str, situation: Situation, raw_hits: list[
     # tune 0.921 -> 0.941, held out 0.937 -> 0.944, at 3.3 -> 3.7 cited passages on average.
     # Loose matches are still dropped by cite_min_confidence.
     label = "与您的问题相关" if groups else ""
-    groups.append(Group(label, query, pick(hits, QUESTION_HITS)))
+    chosen = pick(hits, QUESTION_HITS)
+    ask = last_ask(text)
+    if ask:
+        # A message of several sentences ("整改完了，准备重新提交。等审批这段时间要注意啥？") is ranked
+        # by its situation as much as by its question; the final question's own best passage is
+        # cited too. `kb eval --chat` on the 349 tuning questions: 0.977 -> 0.980, no answer lost,
+        # 3.9 -> 4.1 cited passages on average.
+        chosen += pick(kb.search(ask if not name else f"{name} {ask}", 5, filters=filters), LAST_ASK_HITS)
+    groups.append(Group(label, query, chosen))
     return [g for g in groups if g.hits]
+
+
+def last_ask(text: str) -> str | None:
+    """The last sentence of a message of two or more sentences (fragments under four characters do
+    not count), or None for a one-sentence message."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) >= 4]
+    return sentences[-1] if len(sentences) >= 2 else None
 
 
 def _terms(kb: KnowledgeBase, query: str, cached: bool) -> tuple[str, ...]:

@@ -4,7 +4,9 @@ Foreign-invested companies write to the chat in English ("Our ICP licence expire
 2027"). The situation extractor (kb/situation.py) reads dates and expiry cues in Chinese only, so
 before it runs, the English ways of saying *when* and *expired* are rewritten into their Chinese
 equivalents ("2027年3月15日到期"); licence names and failure causes in English are plain aliases
-and keywords in vocabulary.yaml. Everything else in the message is left as it is.
+and keywords in vocabulary.yaml. A denial that names what was *not* the cause ("not because of
+missing documents", "the issue wasn't the staff") becomes 不是, which the Chinese negation rule
+reads. Everything else in the message is left as it is.
 
 Word order matters to the Chinese rules: "expires tomorrow" becomes "明天到期" (the day comes
 first), "expired two weeks ago" becomes "过期了2周" (time since expiry), and an expiry word in an
@@ -78,6 +80,13 @@ _HAS_EXPIRED = re.compile(r"\b(?:has|have|had|is|was) (?:already )?(?:expired|la
 _EXPIRED = re.compile(r"\b(?:expired|lapsed)\b")
 _EXPIRY = re.compile(rf"\b(?:{_EXPIRES}|expiry date|expiration date|expiry|expiration|valid until|valid through)\b")
 
+# Only denials of a thing ("was not the documents", "not because of …"), not of an action: in "we
+# were not getting consent" the missing consent *is* the cause.
+_NOT_THE_CAUSE = re.compile(
+    r"\b(?:(?:is|was|are|were) not|isn't|wasn't|aren't|weren't)(?= (?:the|a|an|our|any|about|related|because|due|caused)\b)"
+    r"|\bnot (?:because of|due to|about|related to|caused by)\b|\bnothing to do with\b|\brather than\b"
+)
+
 _HAS_ENGLISH = re.compile(r"[a-z]{3,}")
 
 
@@ -136,4 +145,5 @@ def to_chinese_cues(text: str, originals: dict[str, str] | None = None) -> str:
     text = _HYPOTHETICAL_EXPIRED.sub(lambda m: f"{m.group('cue')}{m.group('mid')} 如果过期", text)
     text = _HAS_EXPIRED.sub("已经过期", text)
     text = _EXPIRED.sub("过期了", text)
+    text = _NOT_THE_CAUSE.sub("不是", text)
     return _EXPIRY.sub("到期", text)

@@ -231,6 +231,26 @@ def test_signals_decide_scope_before_retrieval():
     assert sig("怎么证明我们的业务确实开通了") == (True, "anchor")
     assert sig("股权结购变化了要去报备吗") == (True, "anchor")
     assert sig("请假要提前几个工作日") == sig("手机流量套餐怎么开通") == (None, "confidence")
+    assert sig("95跟96开头的号码有啥区别") == (True, "anchor")
+    assert sig("我今年95开头的体重") == (None, "confidence")
+
+
+def test_a_message_of_several_sentences_also_cites_its_final_question(real_kb):
+    from kb.answer import QUESTION_HITS, last_ask, retrieve
+
+    message = "整改完了，准备重新提交呼叫中心续证申请。等审批的这段时间我们要注意些啥？"
+    assert last_ask(message) == "等审批的这段时间我们要注意些啥？"
+    assert last_ask("呼叫中心续证被驳回了，等审批的这段时间我们要注意些啥？") is None  # one sentence
+    assert last_ask("好的。等审批要多久？") is None  # a fragment under four characters is no sentence
+    groups = retrieve(real_kb, message, extract(message, TODAY), named=True)
+    own = groups[-1].hits
+    assert len(own) == QUESTION_HITS + 1
+    floor = real_kb.settings.cite_min_confidence
+    cited_before = {h.chunk_id for g in groups[:-1] for h in g.hits} | {h.chunk_id for h in own[:-1]}
+    ask_hits = real_kb.search("呼叫中心 等审批的这段时间我们要注意些啥？", 5,
+                              filters=SearchFilters(licences=("call-center", "vats")))
+    expected = next(h.chunk_id for h in ask_hits if h.chunk_id not in cited_before and h.confidence >= floor)
+    assert own[-1].chunk_id == expected
 
 
 def test_sanitize_removes_control_characters_and_surrogates():

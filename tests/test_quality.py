@@ -25,10 +25,12 @@ def results(real_kb):
 
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
-    # Measured 2026-11-29, night (811 questions, with batch 11 aimed at the weakest themes): hit@3
-    # 0.957, MRR 0.869, doc@3 0.985, held out 0.951. (On 711: 0.968 / 0.878 / 0.986 / 0.959; on
-    # 661: 0.965 / 0.875 / 0.983 / 0.956; on 561: 0.954 / 0.873 / 0.975 / 0.943; on
-    # 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
+    # Measured 2026-11-29, late night, on a freshly set-up machine (911 questions, with batch 12):
+    # hit@3 0.954, MRR 0.866, doc@3 0.982, held out 0.947; with fp32 query vectors instead of int8
+    # 0.958 / 0.873 / 0.986 / 0.954 (the int8 kernels differ by CPU). The same code on 811
+    # questions: 0.957 on the previous machine, 0.951 on this one. (On 711: 0.968 / 0.878 /
+    # 0.986 / 0.959; on 661: 0.965 / 0.875 / 0.983 / 0.956; on 561: 0.954 / 0.873 / 0.975 / 0.943;
+    # on 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
     # before batch 5: 0.937 / 0.856 / held out 0.934 with the two dense rankings folded into one,
     # as before retrieve.py fused three.)
     assert hybrid["all"]["hit@3"] >= 0.95, hybrid["all"]
@@ -52,14 +54,14 @@ def test_every_kind_of_question_is_answered(results):
     for kind, m in kinds.items():
         assert m["hit@5"] >= 0.8, (kind, m)
     # Pinyin-input typos (续其 for 续期) are corrected on the BM25 side (kb/spelling.py).
-    assert kinds["typo"]["hit@3"] >= 0.93, kinds["typo"]  # 0.951 measured (81); 0.926 without the correction
+    assert kinds["typo"]["hit@3"] >= 0.93, kinds["typo"]  # 0.935 measured (93); 0.925 without the correction
 
 
 def test_every_topic_and_licence_has_questions_that_find_their_passage(results, real_kb):
     # Grouped by the topics and licences of each question's primary document. Measured 2026-11-29,
-    # night (811 questions): every topic and licence the corpus uses has 13 or more; the weakest
-    # is professional-help (when to ask the authority or a professional: hit@3 0.842, hit@5 0.868),
-    # then expired 0.903 and penalties 0.907; licences hit@3 0.936-0.981, hit@5 0.951-0.981.
+    # late night (911 questions): every topic and licence the corpus uses has 14 or more; the weakest
+    # is professional-help (when to ask the authority or a professional: hit@3 0.769, hit@5 0.872),
+    # then reapply 0.873 and expired 0.909; licences hit@3 0.936-1.000, hit@5 0.960-1.000.
     used = {field: {str(v) for meta in real_kb.index.documents.values() for v in meta.get(field) or ()}
             for field in ("topics", "licences")}
     hybrid = results["methods"]["hybrid"]
@@ -71,9 +73,10 @@ def test_every_topic_and_licence_has_questions_that_find_their_passage(results, 
 
 
 def test_chat_answers_cite_a_passage_that_answers_the_question(real_kb):
-    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 811 questions 0.961 (tune
-    # 0.980, held out 0.949), grounded 0.994; on 711 0.962; on 561 0.948; on 436 before batches 6-8, 0.945;
-    # 0.931 when the message's own search added only two passages after cause groups.
+    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 911 questions 0.962 (tune
+    # 0.980, held out 0.950), grounded 0.995; on 811 0.961; on 711 0.962; on 561 0.948; on 436
+    # before batches 6-8, 0.945; 0.931 when the message's own search added only two passages after
+    # cause groups.
     result = evaluate_chat(real_kb, load_questions(real_kb.settings.eval_questions), date(2026, 11, 29))
     assert result["questions"] >= 400
     assert result["splits"]["all"]["cites_answer"] >= 0.945, result["splits"]

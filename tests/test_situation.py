@@ -293,6 +293,16 @@ ENGLISH_CASES = [
     ("Renewal refused: our shareholding changed and we never filed it", None, ("company-changes",), None, None),
     ("We got complaints for telemarketing calls without consent.", None, ("marketing-consent",), None, None),
     ("We were fined last year. Will it affect the SP renewal?", "sp", ("penalties",), None, None),
+    ("The documents were complete, but the regulator said our staff lack certificates.", None, ("staff",), None, None),
+    # A cause named as *not* the reason is not one; a missing action still is.
+    ("ICP renewal rejected, not because of missing documents but because of our shareholding change", "icp",
+     ("company-changes",), None, None),
+    ("The refusal had nothing to do with missing documents; it was about marketing calls.", None,
+     ("marketing-consent",), None, None),
+    ("The problem wasn't the missing documents, it was the data leak", None, ("data-protection",), None, None),
+    ("We were not getting consent before marketing calls, so the renewal failed.", None, ("marketing-consent",),
+     None, None),
+    ("Our licence was not renewed because documents were missing.", None, ("materials",), None, None),
     # Hypothetical, negated or merely named expiry is not a statement that it has expired.
     ("If our call centre licence has already expired, what penalties could we face?", "call-center", (), None, None),
     ("Our licence has not expired yet", None, (), None, None),
