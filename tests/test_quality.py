@@ -25,21 +25,22 @@ def results(real_kb):
 
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
-    # Measured 2026-11-29, late night, on a freshly set-up machine (1011 questions, with batches 12
-    # and 13): hit@3 0.954, MRR 0.864, doc@3 0.981, held out 0.946; with fp32 query vectors instead
-    # of int8 0.955 / 0.866 / 0.983 / 0.951 (the int8 kernels differ by CPU: the same code scored
-    # 0.957 on 811 questions on the previous machine and 0.951 on this one, so the hit@3 and MRR
-    # floors leave that much room since batch 13). (On 911: 0.957 / 0.873 / 0.985 / 0.948; on
+    # Measured 2026-11-29, late night, on a freshly set-up machine (1111 questions, with batches
+    # 12-14; batch 14's held-out half, aimed at the weakest kinds, scored 0.700): hit@3 0.941, MRR
+    # 0.855, doc@3 0.974, held out 0.927. The int8 query kernels differ by CPU (the same code scored
+    # 0.957 on 811 questions on the previous machine and 0.951 on this one), so the floors leave
+    # that much room. (On 1011, before batch 14: 0.954 / 0.864 / 0.981 / 0.946, with fp32 query
+    # vectors 0.955 / 0.866 / 0.983 / 0.951. On 911: 0.957 / 0.873 / 0.985 / 0.948; on
     # 811: 0.951 / 0.863 / 0.982 / 0.947 on this machine. On 711: 0.968 / 0.878 /
     # 0.986 / 0.959; on 661: 0.965 / 0.875 / 0.983 / 0.956; on 561: 0.954 / 0.873 / 0.975 / 0.943;
     # on 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
     # before batch 5: 0.937 / 0.856 / held out 0.934 with the two dense rankings folded into one,
     # as before retrieve.py fused three.)
-    assert hybrid["all"]["hit@3"] >= 0.945, hybrid["all"]
-    assert hybrid["all"]["mrr@10"] >= 0.85, hybrid["all"]
-    assert hybrid["all"]["doc@3"] >= 0.97, hybrid["all"]
+    assert hybrid["all"]["hit@3"] >= 0.935, hybrid["all"]
+    assert hybrid["all"]["mrr@10"] >= 0.845, hybrid["all"]
+    assert hybrid["all"]["doc@3"] >= 0.965, hybrid["all"]
     # The held-out questions are reported separately; they must not collapse either.
-    assert hybrid["heldout"]["hit@3"] >= 0.94, hybrid["heldout"]
+    assert hybrid["heldout"]["hit@3"] >= 0.915, hybrid["heldout"]
 
 
 def test_hybrid_beats_each_method_alone(results):
@@ -55,15 +56,17 @@ def test_every_kind_of_question_is_answered(results):
     assert {"colloquial", "traditional", "english"} <= set(kinds)
     for kind, m in kinds.items():
         assert m["hit@5"] >= 0.8, (kind, m)
-    # Pinyin-input typos (续其 for 续期) are corrected on the BM25 side (kb/spelling.py).
-    assert kinds["typo"]["hit@3"] >= 0.93, kinds["typo"]  # 0.943 measured (105); 0.933 without the correction
+    # Pinyin-input typos (续其 for 续期) are corrected on the BM25 side (kb/spelling.py; its effect on
+    # search is tested in test_spelling.py). Measured on the 113 typo questions: 0.938, 0.929 with
+    # the correction off (on the first 81: 0.951 and 0.926); the floor leaves room for CPU differences.
+    assert kinds["typo"]["hit@3"] >= 0.92, kinds["typo"]
 
 
 def test_every_topic_and_licence_has_questions_that_find_their_passage(results, real_kb):
     # Grouped by the topics and licences of each question's primary document. Measured 2026-11-29,
-    # late night (1011 questions): every topic and licence the corpus uses has 14 or more; the
+    # late night (1111 questions): every topic and licence the corpus uses has 14 or more; the
     # weakest is professional-help (when to ask the authority or a professional: hit@3 0.837, hit@5
-    # 0.884), then expired 0.889 and penalties 0.891; licences hit@3 0.934-1.000, hit@5 0.959-1.000.
+    # 0.884), then penalties 0.861 and expired 0.870; licences hit@3 0.913-1.000, hit@5 0.951-1.000.
     used = {field: {str(v) for meta in real_kb.index.documents.values() for v in meta.get(field) or ()}
             for field in ("topics", "licences")}
     hybrid = results["methods"]["hybrid"]
@@ -75,8 +78,8 @@ def test_every_topic_and_licence_has_questions_that_find_their_passage(results, 
 
 
 def test_chat_answers_cite_a_passage_that_answers_the_question(real_kb):
-    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 1011 questions 0.962 (tune
-    # 0.977, held out 0.953), grounded 0.994; on 911 0.962, later 0.965; on 811 0.961; on 711 0.962; on 561 0.948; on 436
+    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 1111 questions 0.957 (tune
+    # 0.976, held out 0.944), grounded 0.995; on 1011 0.962; on 911 0.962, later 0.965; on 811 0.961; on 711 0.962; on 561 0.948; on 436
     # before batches 6-8, 0.945; 0.931 when the message's own search added only two passages after
     # cause groups.
     result = evaluate_chat(real_kb, load_questions(real_kb.settings.eval_questions), date(2026, 11, 29))
