@@ -235,6 +235,8 @@ def test_signals_decide_scope_before_retrieval():
     assert sig("我今年95开头的体重") == (None, "confidence")
     assert sig("材料重新交上去以后，一般要等多久才有结果？") == (True, "anchor")
     assert sig("论文重新提交以后要等多久") == (None, "confidence")
+    assert sig("The provincial bureau keeps asking for one more document every time we resubmit.") == (True, "anchor")
+    assert sig("Where is the tourism bureau?") == (None, "confidence")
 
 
 def test_a_message_of_several_sentences_also_cites_its_final_question(real_kb):

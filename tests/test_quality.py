@@ -25,22 +25,23 @@ def results(real_kb):
 
 def test_hybrid_quality_does_not_regress(results):
     hybrid = results["methods"]["hybrid"]
-    # Measured 2026-11-29, late night, on a freshly set-up machine (1111 questions, with batches
-    # 12-14; batch 14's held-out half, aimed at the weakest kinds, scored 0.700): hit@3 0.941, MRR
-    # 0.855, doc@3 0.974, held out 0.927. The int8 query kernels differ by CPU (the same code scored
-    # 0.957 on 811 questions on the previous machine and 0.951 on this one), so the floors leave
-    # that much room. (On 1011, before batch 14: 0.954 / 0.864 / 0.981 / 0.946, with fp32 query
+    # Measured 2026-11-29, late night, on a freshly set-up machine (1161 questions, with batches
+    # 12-15; the held-out halves of 14 and 15, aimed at the weakest kinds, scored 0.700 and 0.760):
+    # hit@3 0.935, MRR 0.848, doc@3 0.972, held out 0.921. The int8 query kernels differ by CPU (the
+    # same code scored 0.957 on 811 questions on the previous machine and 0.951 on this one), so
+    # the floors leave that much room. (On 1111: 0.941 / 0.855 / 0.974 / 0.927. On 1011, before
+    # batch 14: 0.954 / 0.864 / 0.981 / 0.946, with fp32 query
     # vectors 0.955 / 0.866 / 0.983 / 0.951. On 911: 0.957 / 0.873 / 0.985 / 0.948; on
     # 811: 0.951 / 0.863 / 0.982 / 0.947 on this machine. On 711: 0.968 / 0.878 /
     # 0.986 / 0.959; on 661: 0.965 / 0.875 / 0.983 / 0.956; on 561: 0.954 / 0.873 / 0.975 / 0.943;
     # on 481: 0.960 / 0.879 / 0.977 / 0.948; on 436: 0.954 / 0.880 / 0.975 / 0.947. On the 396
     # before batch 5: 0.937 / 0.856 / held out 0.934 with the two dense rankings folded into one,
     # as before retrieve.py fused three.)
-    assert hybrid["all"]["hit@3"] >= 0.935, hybrid["all"]
-    assert hybrid["all"]["mrr@10"] >= 0.845, hybrid["all"]
-    assert hybrid["all"]["doc@3"] >= 0.965, hybrid["all"]
+    assert hybrid["all"]["hit@3"] >= 0.925, hybrid["all"]
+    assert hybrid["all"]["mrr@10"] >= 0.835, hybrid["all"]
+    assert hybrid["all"]["doc@3"] >= 0.96, hybrid["all"]
     # The held-out questions are reported separately; they must not collapse either.
-    assert hybrid["heldout"]["hit@3"] >= 0.915, hybrid["heldout"]
+    assert hybrid["heldout"]["hit@3"] >= 0.91, hybrid["heldout"]
 
 
 def test_hybrid_beats_each_method_alone(results):
@@ -64,13 +65,14 @@ def test_every_kind_of_question_is_answered(results):
 
 def test_every_topic_and_licence_has_questions_that_find_their_passage(results, real_kb):
     # Grouped by the topics and licences of each question's primary document. Measured 2026-11-29,
-    # late night (1111 questions): every topic and licence the corpus uses has 14 or more; the
-    # weakest is professional-help (when to ask the authority or a professional: hit@3 0.837, hit@5
-    # 0.884), then penalties 0.861 and expired 0.870; licences hit@3 0.913-1.000, hit@5 0.951-1.000.
+    # late night (1161 questions): every topic and licence the corpus uses has 14 or more; the
+    # weakest is professional-help (when to ask the authority or a professional: hit@3 0.804, hit@5
+    # 0.870 of 46), then penalties 0.841 and expired 0.853; licences hit@3 0.907-1.000, hit@5
+    # 0.943-1.000.
     used = {field: {str(v) for meta in real_kb.index.documents.values() for v in meta.get(field) or ()}
             for field in ("topics", "licences")}
     hybrid = results["methods"]["hybrid"]
-    for field, floor in (("topics", 0.85), ("licences", 0.93)):
+    for field, floor in (("topics", 0.82), ("licences", 0.93)):
         assert used[field] <= set(hybrid[field]), (field, used[field] - set(hybrid[field]))
         for value in used[field]:
             m = hybrid[field][value]
@@ -78,12 +80,12 @@ def test_every_topic_and_licence_has_questions_that_find_their_passage(results, 
 
 
 def test_chat_answers_cite_a_passage_that_answers_the_question(real_kb):
-    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 1111 questions 0.957 (tune
-    # 0.976, held out 0.944), grounded 0.995; on 1011 0.962; on 911 0.962, later 0.965; on 811 0.961; on 711 0.962; on 561 0.948; on 436
-    # before batches 6-8, 0.945; 0.931 when the message's own search added only two passages after
-    # cause groups.
+    # What a chat user sees (kb eval --chat): measured 2026-11-29 on 1161 questions 0.952 (tune
+    # 0.968, held out 0.940), grounded 0.995; on 1111 0.957; on 1011 0.962; on 911 0.962, later
+    # 0.965; on 811 0.961; on 711 0.962; on 561 0.948; on 436 before batches 6-8, 0.945; 0.931 when
+    # the message's own search added only two passages after cause groups.
     result = evaluate_chat(real_kb, load_questions(real_kb.settings.eval_questions), date(2026, 11, 29))
     assert result["questions"] >= 400
-    assert result["splits"]["all"]["cites_answer"] >= 0.945, result["splits"]
-    assert result["splits"]["heldout"]["cites_answer"] >= 0.935, result["splits"]
+    assert result["splits"]["all"]["cites_answer"] >= 0.94, result["splits"]
+    assert result["splits"]["heldout"]["cites_answer"] >= 0.925, result["splits"]
     assert result["splits"]["all"]["grounded"] >= 0.98, result["splits"]
