@@ -23,6 +23,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from kb import sections
+from kb.chunking import SENTENCE_END
 from kb.conversation import Conversation
 from kb.deadlines import Deadline, compute, to_ics
 from kb.llm import LLMConfig, LLMError, build_messages, sanitize_generated, stream_completion
@@ -52,7 +53,6 @@ COVERAGE = (
     f"您可以这样问：「{EXAMPLE}」"
 )
 CAUSE_HITS, QUESTION_HITS, LAST_ASK_HITS, MAX_CAUSES = 2, 3, 1, 3
-_SENTENCE_END = re.compile(r"(?<=[。？！?!；;])")
 PENDING_LABEL = "已提交申请、等待结果"
 PENDING_QUERY = "按时提交延续申请 到期前未作决定 视为准予延续"
 
@@ -302,7 +302,7 @@ def retrieve(kb: KnowledgeBase, text: str, situation: Situation, raw_hits: list[
 def last_ask(text: str) -> str | None:
     """The last sentence of a message of two or more sentences (fragments under four characters do
     not count), or None for a one-sentence message."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) >= 4]
+    sentences = [s.strip() for s in SENTENCE_END.split(text) if len(s.strip()) >= 4]
     return sentences[-1] if len(sentences) >= 2 else None
 
 

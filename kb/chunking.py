@@ -24,7 +24,7 @@ _ENUMERATIONS = (
     (re.compile(r"^\d{1,2}[、.．](?!\d)\s*\S"), 4),  # 1、 1.
     (re.compile(r"^[（(]\d{1,2}[）)]\s*\S"), 5),  # （1）
 )
-_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
+SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")  # split point after a sentence end (kept with it)
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
 # An enumerated line is a heading (not a paragraph) when it is short and does not end a sentence.
 _MAX_HEADING_CHARS = 40
@@ -202,7 +202,7 @@ def _split_long(par: _Paragraph, max_chars: int) -> list[_Paragraph]:
     """A paragraph longer than max_chars is split at sentence ends, then at commas, then hard."""
     if len(par.text) <= max_chars:
         return [par]
-    sentences = [s for s in _SENTENCE_END.split(par.text) if s]
+    sentences = [s for s in SENTENCE_END.split(par.text) if s]
     out: list[_Paragraph] = []
     for sentence in sentences:
         while len(sentence) > max_chars:
