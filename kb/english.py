@@ -67,17 +67,18 @@ _SPAN_LEFT = re.compile(rf"\b{_ABOUT}{_NUM} {_UNIT} (?:left|remaining|to go)\b")
 _HALF_YEAR = re.compile(r"\bin (?:about |around )?(?:half a year|six months)\b")
 
 _EXPIRES = r"(?:expires|expire|expiring|will expire|is due to expire|runs out|lapses)"
+_EXPIRED_WORD = r"(?:expired|lapsed)"
 _WHEN_AFTER_VERB = re.compile(rf"\b{_EXPIRES} (?P<when>today|tomorrow)\b")
-_EXPIRED_AGO = re.compile(rf"\b(?:expired|lapsed) (?:about |around |roughly )?{_NUM} {_UNIT} ago\b")
-_EXPIRED_LAST = re.compile(r"\b(?:expired|lapsed) (?:last|a) (?P<unit>week|month|year)\b")
-_EXPIRED_DAY = re.compile(r"\b(?:expired|lapsed) (?P<when>yesterday|today)\b")
-_NOT_EXPIRED = re.compile(r"\b(?:has not|hasn't|have not|haven't|has not yet|hasn't yet|is not|isn't|not yet|not) (?:yet )?(?:expired|lapsed)\b")
+_EXPIRED_AGO = re.compile(rf"\b{_EXPIRED_WORD} (?:about |around |roughly )?{_NUM} {_UNIT} ago\b")
+_EXPIRED_LAST = re.compile(rf"\b{_EXPIRED_WORD} (?:last|a) (?P<unit>week|month|year)\b")
+_EXPIRED_DAY = re.compile(rf"\b{_EXPIRED_WORD} (?P<when>yesterday|today)\b")
+_NOT_EXPIRED = re.compile(rf"\b(?:has not|hasn't|have not|haven't|is not|isn't|not yet|not) (?:yet )?{_EXPIRED_WORD}\b")
 _HYPOTHETICAL_EXPIRED = re.compile(
     r"\b(?P<cue>if|whether|in case|suppose|supposing|once|before|unless)\b(?P<mid>[^,.;?!]*?)"
-    r"\b(?:(?:has|have|had|is|was) )?(?:already )?(?:expired|lapsed)\b"
+    rf"\b(?:(?:has|have|had|is|was) )?(?:already )?{_EXPIRED_WORD}\b"
 )
-_HAS_EXPIRED = re.compile(r"\b(?:has|have|had|is|was) (?:already )?(?:expired|lapsed)\b|\balready (?:expired|lapsed)\b")
-_EXPIRED = re.compile(r"\b(?:expired|lapsed)\b")
+_HAS_EXPIRED = re.compile(rf"\b(?:has|have|had|is|was) (?:already )?{_EXPIRED_WORD}\b|\balready {_EXPIRED_WORD}\b")
+_EXPIRED = re.compile(rf"\b{_EXPIRED_WORD}\b")
 _EXPIRY = re.compile(rf"\b(?:{_EXPIRES}|expiry date|expiration date|expiry|expiration|valid until|valid through)\b")
 
 # Only denials of a thing ("was not the documents", "not because of …"), not of an action: in "we
