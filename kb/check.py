@@ -17,11 +17,11 @@ import yaml
 
 from kb.chunking import heading_level
 from kb.ingest import SUPPORTED, iter_corpus_files
-from kb.normalize import to_simplified
+from kb.normalize import HAN_CHAR, to_simplified
 from kb.vocabulary import load_vocabulary
 
 REQUIRED = ("title", "licences", "topics", "sources", "updated")
-OPTIONAL = ("questions", "effective", "superseded_by")
+OPTIONAL = ("questions", "questions_en", "effective", "superseded_by")
 MAX_PARAGRAPH_CHARS = 300
 # A `##` section with less text than this (its `###` sub-sections included) is a pointer or a
 # closing line ("详见讲外资的文档"), which needs no FAQ key of its own.
@@ -157,6 +157,7 @@ def _check_meta(path, meta, lines, body_start, vocab, doc_ids, today) -> list[Pr
             if field == "updated" and value > today:
                 out.append(Problem(path, _key_line(lines, field), f"'updated' {value} is in the future"))
     out += _check_questions(path, meta.get("questions"), lines, body_start)
+    out += _check_questions(path, meta.get("questions_en"), lines, body_start, field="questions_en")
     out += _check_sections_have_keys(path, meta.get("questions"), lines, body_start)
     target = meta.get("superseded_by")
     if target and str(target) not in doc_ids:
@@ -164,29 +165,33 @@ def _check_meta(path, meta, lines, body_start, vocab, doc_ids, today) -> list[Pr
     return out
 
 
-def _check_questions(path: str, questions, lines: list[str], body_start: int) -> list[Problem]:
-    """`questions`: a list whose items are a question, or {q: question, section: heading} where
-    the heading is one of the document's heading lines (without the #s)."""
+def _check_questions(path: str, questions, lines: list[str], body_start: int, field: str = "questions") -> list[Problem]:
+    """`questions` (and `questions_en`): a list whose items are a question, or {q: question,
+    section: heading} where the heading is one of the document's heading lines (without the #s).
+    A `questions_en` key is English: no Han characters (a Chinese key belongs in `questions`)."""
     if questions is None:
         return []
-    line = _key_line(lines, "questions")
-    shape = "'questions' must be a list of questions, each a non-empty string or {q: question, section: heading}"
+    line = _key_line(lines, field)
+    shape = f"'{field}' must be a list of questions, each a non-empty string or {{q: question, section: heading}}"
     if not isinstance(questions, list):
         return [Problem(path, line, shape)]
     headings = {heading[1] for _, _, heading in _body_lines(lines, body_start) if heading}
     out: list[Problem] = []
     for item in questions:
         if isinstance(item, str) and item.strip():
+            q, section = item, None
+        elif isinstance(item, dict) and isinstance(item.get("q"), str) and item["q"].strip() and set(item) <= {"q", "section"}:
+            q, section = item["q"], item.get("section")
+        else:
+            out.append(Problem(path, line, f"{shape}; got {item!r}"))
             continue
-        if isinstance(item, dict) and isinstance(item.get("q"), str) and item["q"].strip() and set(item) <= {"q", "section"}:
-            section = item.get("section")
-            if section is None or (isinstance(section, str) and section.strip() in headings):
-                continue
-            q_line = next((i for i, text in enumerate(lines, start=1) if item["q"] in text), line)
-            out.append(Problem(path, q_line, f"question {item['q']!r}: section {section!r} is not a heading of this document; "
+        q_line = next((i for i, text in enumerate(lines, start=1) if q in text), line)
+        if section is not None and not (isinstance(section, str) and section.strip() in headings):
+            out.append(Problem(path, q_line, f"question {q!r}: section {section!r} is not a heading of this document; "
                                              "copy the heading line's text without the #s"))
-            continue
-        out.append(Problem(path, line, f"{shape}; got {item!r}"))
+        if field == "questions_en" and HAN_CHAR.search(q):
+            out.append(Problem(path, q_line, f"question {q!r} in 'questions_en' has Chinese characters; "
+                                             "write it in English, or move a Chinese key to 'questions'"))
     return out
 
 

@@ -30,6 +30,7 @@ from kb.ingest import scan_corpus
 from kb.manifest import FORMAT_VERSION, Manifest, write_manifest
 from kb.sparse import build_bm25
 from kb.store import (
+    BM25_ENGLISH,
     BUILDS,
     Entry,
     current_build_id,
@@ -40,7 +41,7 @@ from kb.store import (
     write_jsonl,
 )
 from kb.token_cache import TokenCache
-from kb.tokenize import Tokenizer, get_tokenizer
+from kb.tokenize import Tokenizer, get_tokenizer, is_english
 from kb.types import Chunk, Document
 from kb.vectors import build_dense_index
 
@@ -226,15 +227,19 @@ def build_index(
         dense_params["exact_max"] = settings.exact_max_vectors
         # Unchanged entries reuse their jieba tokens (see token_cache.py): most of an incremental build's time otherwise.
         token_cache = TokenCache(index_dir / "cache", tokenizer.fingerprint)
-        bm25 = build_bm25([token_cache.tokens(e.text, tokenizer.tokens) for e in entries],
-                          k1=settings.bm25_k1, b=settings.bm25_b)
+        tokens = [token_cache.tokens(e.text, tokenizer.tokens) for e in entries]
+        # English FAQ keys come last (see _question_rows) and are left out of the BM25 index that
+        # Chinese queries search; English queries search a second one that holds them as well.
+        chinese = sum(1 for e in entries if e.kind != "question" or not is_english(e.text))
+        bm25 = build_bm25(tokens[:chinese], k1=settings.bm25_k1, b=settings.bm25_b)
+        bm25_english = build_bm25(tokens, k1=settings.bm25_k1, b=settings.bm25_b) if chinese < len(entries) else None
         t = mark("index", t)
 
         build_id = new_build_id()
         tmp_dir = index_dir / BUILDS / f".{build_id}.tmp"
         try:
             tmp_dir.mkdir(parents=True)
-            _write_build(tmp_dir, scan.documents, chunks, entries, dense, bm25)
+            _write_build(tmp_dir, scan.documents, chunks, entries, dense, bm25, bm25_english)
             manifest = Manifest(
                 format_version=FORMAT_VERSION,
                 build_id=build_id,
@@ -296,12 +301,13 @@ def _embed_cached(texts, keys, cache, encode, report, progress) -> np.ndarray:
 
 
 def _question_rows(documents: tuple[Document, ...]) -> list[tuple[str, str, str]]:
-    """(doc_id, question, section heading or "") for every FAQ key of the corpus."""
+    """(doc_id, question, section heading or "") for every FAQ key of the corpus, the English keys
+    (`questions_en`) after all the Chinese ones."""
     rows = []
     for doc in documents:
         sections = doc.question_sections + ("",) * (len(doc.questions) - len(doc.question_sections))
         rows.extend((doc.doc_id, q, s) for q, s in zip(doc.questions, sections, strict=False))
-    return rows
+    return sorted(rows, key=lambda row: is_english(row[1]))  # stable: corpus order within each language
 
 
 def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> list[Entry]:
@@ -328,7 +334,7 @@ def _question_entries(chunks, chunk_vectors, questions, question_vectors) -> lis
     return entries
 
 
-def _write_build(tmp_dir: Path, documents, chunks, entries, dense, bm25) -> None:
+def _write_build(tmp_dir: Path, documents, chunks, entries, dense, bm25, bm25_english) -> None:
     import faiss
 
     write_jsonl(tmp_dir / "documents.jsonl", [_document_row(d) for d in documents])
@@ -336,6 +342,8 @@ def _write_build(tmp_dir: Path, documents, chunks, entries, dense, bm25) -> None
     write_jsonl(tmp_dir / "entries.jsonl", [{"chunk": e.chunk, "kind": e.kind, "text": e.text} for e in entries])
     faiss.write_index(dense, str(tmp_dir / "dense.faiss"))
     bm25.save(str(tmp_dir / "bm25"))
+    if bm25_english is not None:
+        bm25_english.save(str(tmp_dir / BM25_ENGLISH))
 
 
 def _document_row(doc: Document) -> dict[str, object]:

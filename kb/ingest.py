@@ -110,7 +110,9 @@ def read_document(doc_id: str, suffix: str, data: bytes) -> tuple[Document, list
     if not body.strip():
         raise SkipFile("no text in it (empty, or a scanned image without a text layer)")
     title = str(meta.get("title") or title or first_heading(body) or Path(doc_id).stem).strip()
-    faq = _questions(meta.get("questions"))
+    # English keys (`questions_en`) are FAQ keys like the Chinese ones: the corpus stays Chinese,
+    # but an English question finds its passage through a key in its own language.
+    faq = _questions(meta.get("questions")) + _questions(meta.get("questions_en"))
     doc = Document(
         doc_id=doc_id,
         title=clean(title),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+HAN_CHAR = re.compile(r"[\u3400-\u9fff]")  # one Han character (CJK extension A and the unified block)
 _FULLWIDTH_OFFSET = 0xFEE0
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")

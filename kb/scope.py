@@ -6,7 +6,8 @@ term). So the decision combines confidence with words (kb/data/scope.yaml):
 
   1. smalltalk (the whole message is a greeting) or a foreign certificate named without one of
      our licences or a domain word ("食品经营许可证怎么续期"; but "管局说材料不齐，法人身份证都交了"
-     names 身份证 as a renewal material)              -> off-topic;
+     names 身份证 as a renewal material), or call-centre operations or a telecom consumer matter
+     with no word about the licence ("呼叫中心坐席怎么排班", "宽带断网了")   -> off-topic;
   2. an anchor word (续期, 许可证, 管局, licence, …) or one of our licence names      -> on-topic;
   3. in a conversation that already has a situation, a cause or an expiry date in the message
      ("是因为材料问题", "还有两个月到期")               -> on-topic (a follow-up);
@@ -42,6 +43,8 @@ class Lexicon:
     anchors: re.Pattern[str]
     domain: re.Pattern[str]  # words only our domain uses: they outweigh a foreign certificate's name
     foreign: re.Pattern[str]
+    unrelated: re.Pattern[str]  # call-centre operations, telecom consumer matters
+    licensing: re.Pattern[str]  # words about the licence itself: they keep an `unrelated` word on-topic
     smalltalk: re.Pattern[str]
 
 
@@ -63,11 +66,13 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"Cannot read the scope word list {path} ({exc}).") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with anchors, domain, foreign and smalltalk.")
+        raise ConfigError(f"{path}: expected a mapping with anchors, domain, foreign, unrelated, licensing and smalltalk.")
     return Lexicon(
         anchors=_compile(data.get("anchors"), "anchors", path),
         domain=_compile(data.get("domain"), "domain", path),
         foreign=_compile(data.get("foreign"), "foreign", path),
+        unrelated=_compile(data.get("unrelated"), "unrelated", path),
+        licensing=_compile(data.get("licensing"), "licensing", path),
         smalltalk=_compile(data.get("smalltalk"), "smalltalk", path, whole=True),
     )
 
@@ -77,7 +82,7 @@ class Signals:
     """What the words of one message say about its scope, before any retrieval."""
 
     verdict: bool | None  # True/False when the words decide, None when confidence must
-    reason: str  # smalltalk | foreign | licence | anchor | follow-up | confidence
+    reason: str  # smalltalk | foreign | unrelated | licence | anchor | follow-up | confidence
 
 
 def signals(text: str, update: Situation, has_context: bool = False, lexicon: Lexicon | None = None) -> Signals:
@@ -88,6 +93,8 @@ def signals(text: str, update: Situation, has_context: bool = False, lexicon: Le
         return Signals(False, "smalltalk")
     if update.licence is None and lexicon.foreign.search(norm) and not lexicon.domain.search(norm):
         return Signals(False, "foreign")
+    if lexicon.unrelated.search(norm) and not lexicon.licensing.search(norm):
+        return Signals(False, "unrelated")
     if update.licence is not None:
         return Signals(True, "licence")
     if lexicon.anchors.search(norm) or lexicon.domain.search(norm):  # domain words are anchors too

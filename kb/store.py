@@ -40,6 +40,7 @@ from kb.types import Chunk
 
 CURRENT = "CURRENT"
 BUILDS = "builds"
+BM25_ENGLISH = "bm25-english"  # the English queries' BM25 index, in a build folder
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ class LoadedIndex:
     entries: list[Entry]
     entry_chunk: np.ndarray  # int32, entry -> chunk index
     dense: Any  # faiss.Index
-    bm25: Any  # bm25s.BM25
+    bm25: Any  # bm25s.BM25 over the passages and the Chinese FAQ keys: what a Chinese query searches
+    # Over every entry, English FAQ keys (the last entries) included: what an English query
+    # searches. None when the corpus has no English keys.
+    bm25_english: Any = None
 
     @property
     def build_id(self) -> str:
@@ -195,6 +199,8 @@ def load_index(index_dir: Path, build_id: str | None = None, *, verify_hashes: b
         entries = [Entry(int(r["chunk"]), str(r["kind"]), str(r["text"])) for r in _read_jsonl(build_dir / "entries.jsonl")]
         dense = faiss.read_index(str(build_dir / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(build_dir / "bm25"), load_corpus=False)
+        english = build_dir / BM25_ENGLISH
+        bm25_english = bm25s.BM25.load(str(english), load_corpus=False) if english.is_dir() else None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(
             f"Index build {build_dir.name} cannot be loaded ({type(exc).__name__}: {exc}). Run `kb build` to rebuild it."
@@ -204,8 +210,14 @@ def load_index(index_dir: Path, build_id: str | None = None, *, verify_hashes: b
             f"Index build {build_dir.name} is inconsistent ({dense.ntotal} vectors for {len(entries)} entries). "
             "Run `kb build` to rebuild it."
         )
+    keyword_rows = [int(m.scores["num_docs"]) for m in (bm25, bm25_english) if m is not None]
+    if keyword_rows[0] > len(entries) or keyword_rows[-1] != len(entries):
+        raise IndexCorruptError(
+            f"Index build {build_dir.name} is inconsistent (keyword index rows {keyword_rows} for {len(entries)} "
+            "entries). Run `kb build` to rebuild it."
+        )
     entry_chunk = np.fromiter((e.chunk for e in entries), dtype=np.int32, count=len(entries))
-    return LoadedIndex(build_dir, manifest, documents, chunks, entries, entry_chunk, dense, bm25)
+    return LoadedIndex(build_dir, manifest, documents, chunks, entries, entry_chunk, dense, bm25, bm25_english)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from kb.config import DATA_DIR
-from kb.normalize import chinese_int, normalize
+from kb.normalize import HAN_CHAR, chinese_int, normalize
 
 TOKENIZER_VERSION = 1
 USERDICT = DATA_DIR / "userdict.txt"
@@ -28,7 +28,6 @@ STOPWORDS = DATA_DIR / "stopwords.txt"
 SYNONYMS = DATA_DIR / "synonyms.yaml"
 VOCABULARY = DATA_DIR / "vocabulary.yaml"
 
-_HAN = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _WORD = re.compile(r"[\w\u3400-\u9fff]", re.U)
 _CN_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九十百千]+")
@@ -45,6 +44,12 @@ def arabic_forms(token: str, numerals: set[str]) -> set[str]:
         return set()
     value = chinese_int(m.group(1))
     return {str(value)} if value is not None and (value > 1 or m.group(0) != m.group(1)) else set()
+
+
+def is_english(text: str) -> bool:
+    """More than twice as many Latin letters as Han characters: an English question or FAQ key
+    ("Is there a fee for renewing an ICP licence?"), not a Chinese one naming ICP or EDI."""
+    return len(_LATIN.findall(text)) > 2 * len(HAN_CHAR.findall(text))
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ class Tokenizer:
         for word in extra:
             # Only pure-Han words: jieba already splits Latin runs ("icp证" -> icp, 证), and a mixed
             # dictionary word would hide "icp" from a corpus that writes "ICP许可证".
-            if len(word) > 1 and all(_HAN.match(ch) for ch in word):
+            if len(word) > 1 and all(HAN_CHAR.match(ch) for ch in word):
                 # No explicit frequency: jieba suggests one high enough to keep the word whole.
                 self._jieba.add_word(word)
         self._fingerprint = self._compute_fingerprint()
@@ -156,7 +161,7 @@ class Tokenizer:
         grams: list[str] = []
         run: list[str] = []
         for w in [*words, ""]:
-            if len(w) == 1 and _HAN.match(w):
+            if len(w) == 1 and HAN_CHAR.match(w):
                 run.append(w)
                 continue
             grams.extend(run[i] + run[i + 1] for i in range(len(run) - 1))
@@ -207,7 +212,7 @@ class Tokenizer:
         corpus's Chinese words for its English words (renewing -> 续期, fee -> 费用, licence ->
         许可证), from the synonym groups, in order and once each. None for Chinese or mixed text,
         or when query expansion is off."""
-        if not self.query_expansion or len(_LATIN.findall(text)) <= 2 * len(_HAN.findall(text)):
+        if not self.query_expansion or not is_english(text):
             return []
         gloss: list[str] = []
         for token in self.tokens(text):

@@ -140,7 +140,7 @@ def test_offtopic_messages_are_not_answered_from_passages(real_kb, message):
 
 def test_offtopic_set_and_on_topic_questions_are_separated(real_kb):
     """The configured min_confidence on every off-topic message and every labelled on-topic
-    question (calibrated with `kb eval --calibrate` at 0.80: 0/49 answered off-topic, 7/436 refused)."""
+    question (calibrated with `kb eval --calibrate` at 0.80: 1/110 answered off-topic, 6/1221 refused)."""
     off = load_offtopic(EVAL)
     on = [(q.id, q.question, q.split) for q in load_questions(EVAL)]
     t = real_kb.settings.min_confidence
@@ -230,13 +230,20 @@ def test_signals_decide_scope_before_retrieval():
     assert sig("代理说要提前90个工作日交") == (True, "anchor")
     assert sig("怎么证明我们的业务确实开通了") == (True, "anchor")
     assert sig("股权结购变化了要去报备吗") == (True, "anchor")
-    assert sig("请假要提前几个工作日") == sig("手机流量套餐怎么开通") == (None, "confidence")
+    assert sig("请假要提前几个工作日") == (None, "confidence")
     assert sig("95跟96开头的号码有啥区别") == (True, "anchor")
     assert sig("我今年95开头的体重") == (None, "confidence")
     assert sig("材料重新交上去以后，一般要等多久才有结果？") == (True, "anchor")
     assert sig("论文重新提交以后要等多久") == (None, "confidence")
     assert sig("The provincial bureau keeps asking for one more document every time we resubmit.") == (True, "anchor")
     assert sig("Where is the tourism bureau?") == (None, "confidence")
+    # Call-centre operations and telecom consumer matters are off-topic even with a licence named,
+    # unless the message is about the licence too; other licences in English are foreign.
+    assert sig("Which CRM works better for a 50-seat call center?") == (False, "unrelated")
+    assert sig("呼叫中心坐席排班怎么安排") == sig("手机流量套餐怎么开通") == (False, "unrelated")
+    assert sig("我们呼叫中心续期被驳回了，说坐席排班记录对不上") == (True, "licence")
+    assert sig("Our food business licence expires in June") == (False, "foreign")
+    assert sig("外籍员工的工作许可下个月到期") == sig("增值税怎么申报") == (False, "foreign")
 
 
 def test_a_message_of_several_sentences_also_cites_its_final_question(real_kb):

@@ -126,6 +126,24 @@ def test_a_section_that_is_not_a_heading_is_reported_on_its_line(tmp_path):
     assert any("each a non-empty string or {q: question, section: heading}" in m for m in out[1:])
 
 
+def test_english_keys_are_checked_like_chinese_ones_and_must_be_english(tmp_path):
+    english = GOOD.replace(
+        "updated: 2026-11-28\n",
+        "updated: 2026-11-28\nquestions_en:\n  - q: What happens if we skip the annual report?\n    section: 没报的后果\n"
+        "  - When is the annual report due?\n",
+    )
+    write(tmp_path, "a.md", english)
+    assert messages(tmp_path) == []
+    bad = english.replace("    section: 没报的后果\n", "    section: 不报的后果\n").replace("When is the", "When is 年报")
+    path = write(tmp_path, "a.md", bad)
+    out = messages(tmp_path)
+    assert out[0] == (f"{path}:10: question 'What happens if we skip the annual report?': section '不报的后果' is not "
+                      "a heading of this document; copy the heading line's text without the #s")
+    assert out[1] == (f"{path}:12: question 'When is 年报 annual report due?' in 'questions_en' has Chinese characters; "
+                      "write it in English, or move a Chinese key to 'questions'")
+    assert len(out) == 2
+
+
 def test_a_substantive_section_without_a_key_is_reported(tmp_path):
     long_section = "\n## 补报以后\n\n补报后向发证机关申请移出不良名单；移出以前办理续期，很可能因为名单记录而不被批准，所以要先补报、再移出、最后续期，并留好补报和移出的记录备查。\n"
     faq_heading = "\n## 年报漏了还能补吗？\n\n" + "可以补报，但会留下记录，限期内仍不补报的会被列入不良名单，影响后面的续期。" * 2 + "\n"

@@ -55,6 +55,19 @@ def test_a_question_naming_a_section_points_at_that_sections_chunk(hash_settings
         assert index.documents["renewal.md"]["question_sections"] == [section]
 
 
+def test_english_keys_are_entries_of_the_section_they_name(hash_settings, hash_embedder):
+    renewal = hash_settings.corpus / "renewal.md"
+    question = "When should we apply to renew?"
+    text = renewal.read_text(encoding="utf-8").replace(
+        "questions:\n", f"questions_en:\n  - q: {question}\n    section: 二、过期的后果\nquestions:\n", 1)
+    renewal.write_text(text, encoding="utf-8")
+    build_index(hash_settings, embedder=hash_embedder)
+    index = load_index(hash_settings.index)
+    keys = {e.text: e for e in index.entries if e.kind == "question"}
+    assert set(keys) == {"证快到期了什么时候申请续期", question}
+    assert "二、过期的后果" in index.chunks[keys[question].chunk].heading
+
+
 def test_a_question_naming_a_long_section_points_at_its_first_chunk(hash_settings, hash_embedder):
     renewal = hash_settings.corpus / "renewal.md"
     general = "先把审批意见逐条列出来，对照原来提交的材料找到对应位置，弄清是缺了、错了还是不清楚。" * 3

@@ -104,3 +104,26 @@ def test_without_faq_keys_the_dense_ranking_counts_once(hash_settings, hash_embe
     expected = _expected_fusion(kb, "续期要提前多少天申请", with_passages=False)
     hits = kb.search("续期要提前多少天申请", len(kb.index.chunks))
     assert {h.chunk_id: round(h.score, 9) for h in hits} == {c: round(s, 9) for c, s in expected.items()}
+
+
+def test_english_faq_keys_serve_english_queries_and_leave_chinese_scores_alone(hash_settings, hash_embedder):
+    def chinese_bm25(kb):
+        return [(h.chunk_id, round(h.scores["bm25"], 6)) for h in kb.search("过期 宽限期", 5, mode="bm25")]
+
+    build_index(hash_settings, embedder=hash_embedder)
+    before = chinese_bm25(KnowledgeBase.open(settings=hash_settings, embedder=hash_embedder))
+    renewal = hash_settings.corpus / "renewal.md"
+    renewal.write_text(renewal.read_text(encoding="utf-8").replace(
+        "questions:\n", "questions_en:\n  - q: Is there any grace period once the licence has lapsed?\n"
+                        "    section: 二、过期的后果\nquestions:\n", 1), encoding="utf-8")
+    build_index(hash_settings, embedder=hash_embedder)
+    kb = KnowledgeBase.open(settings=hash_settings, embedder=hash_embedder)
+    index = kb.index
+    chinese_rows = sum(1 for e in index.entries if e.kind == "chunk" or e.text.startswith("证"))
+    assert int(index.bm25.scores["num_docs"]) == chinese_rows == len(index.entries) - 1
+    assert int(index.bm25_english.scores["num_docs"]) == len(index.entries)
+    # "lapsed" occurs only in the English key: an English query finds the key's section by keyword
+    (hit,) = kb.search("what if our licence lapsed", 1, mode="bm25")
+    assert hit.heading == "二、过期的后果" and hit.scores["bm25"] > 0
+    # a Chinese query is scored exactly as without the English key
+    assert chinese_bm25(kb) == before
