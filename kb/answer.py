@@ -201,6 +201,8 @@ def _direct(conversation: Conversation, kind: str, markdown: str) -> Answer:
 _OFFTOPIC_OPENING = {
     "smalltalk": "您好！我是续证助手。",
     "foreign": "您问的似乎是其他证照或事项，不在本知识库的范围内，我没有可以作为依据的资料，所以不作回答。",
+    "unrelated": "您问的似乎是呼叫中心运营或电信消费方面的事（系统、排班、话费、宽带等），不涉及许可证本身，"
+                 "不在本知识库的范围内，我没有可以作为依据的资料，所以不作回答。",
 }
 
 
