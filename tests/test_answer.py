@@ -146,7 +146,7 @@ def test_offtopic_answers_say_why(real_kb):
 
 def test_offtopic_set_and_on_topic_questions_are_separated(real_kb):
     """The configured min_confidence on every off-topic message and every labelled on-topic
-    question (calibrated with `kb eval --calibrate` at 0.80: 1/110 answered off-topic, 3/1221 refused)."""
+    question (calibrated with `kb eval --calibrate` at 0.80: 1/110 answered off-topic, 3/1281 refused)."""
     off = load_offtopic(EVAL)
     on = [(q.id, q.question, q.split) for q in load_questions(EVAL)]
     t = real_kb.settings.min_confidence
