@@ -159,6 +159,7 @@ def _check_meta(path, meta, lines, body_start, vocab, doc_ids, today) -> list[Pr
     out += _check_questions(path, meta.get("questions"), lines, body_start)
     out += _check_questions(path, meta.get("questions_en"), lines, body_start, field="questions_en")
     out += _check_sections_have_keys(path, meta.get("questions"), lines, body_start)
+    out += _check_english_keys_follow(path, meta.get("questions"), meta.get("questions_en"), lines)
     target = meta.get("superseded_by")
     if target and str(target) not in doc_ids:
         out.append(Problem(path, _key_line(lines, "superseded_by"), f"superseded_by '{target}' is not a document of the corpus"))
@@ -195,13 +196,29 @@ def _check_questions(path: str, questions, lines: list[str], body_start: int, fi
     return out
 
 
+def _named_sections(questions) -> list[str]:
+    items = questions if isinstance(questions, list) else []
+    return [str(q["section"]).strip() for q in items if isinstance(q, dict) and q.get("section")]
+
+
+def _check_english_keys_follow(path: str, questions, questions_en, lines: list[str]) -> list[Problem]:
+    """A document with English keys has one for every section its Chinese keys name, so an
+    English question can reach each passage a Chinese one can."""
+    if not isinstance(questions_en, list):
+        return []
+    english = set(_named_sections(questions_en))
+    missing = [s for s in dict.fromkeys(_named_sections(questions)) if s not in english]
+    line = _key_line(lines, "questions_en")
+    return [Problem(path, line, f"section '{s}' has Chinese keys but no English one in 'questions_en'; add "
+                                f"- {{q: <the question in English>, section: {s}}}") for s in missing]
+
+
 def _check_sections_have_keys(path: str, questions, lines: list[str], body_start: int) -> list[Problem]:
     """The authoring guide's rule: every substantive `##` section has at least one `questions` key
     naming it or one of its `###` sub-sections, so a user's wording finds the passage even when
     the passage is written differently. Exempt: a heading that is itself a question (the FAQ's),
     and a section with under MIN_KEYED_SECTION_CHARS characters of text."""
-    items = questions if isinstance(questions, list) else []
-    named = {str(q["section"]).strip() for q in items if isinstance(q, dict) and q.get("section")}
+    named = set(_named_sections(questions))
     sections: list[list[Any]] = []  # [line, heading, the headings inside it, characters of text]
     for number, line, heading in _body_lines(lines, body_start):
         if heading and heading[0] <= 2:

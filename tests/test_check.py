@@ -144,6 +144,23 @@ def test_english_keys_are_checked_like_chinese_ones_and_must_be_english(tmp_path
     assert len(out) == 2
 
 
+def test_english_keys_cover_every_section_the_chinese_keys_name(tmp_path):
+    both = GOOD.replace(
+        "updated: 2026-11-28\n",
+        "updated: 2026-11-28\nquestions:\n  - q: 年报没报会怎样\n    section: 没报的后果\n"
+        "questions_en:\n  - When is the annual report due?\n",
+    )
+    path = write(tmp_path, "a.md", both)
+    assert messages(tmp_path) == [f"{path}:12: section '没报的后果' has Chinese keys but no English one in "
+                                  "'questions_en'; add - {q: <the question in English>, section: 没报的后果}"]
+    write(tmp_path, "a.md", both.replace("  - When is the annual report due?\n",
+                                         "  - q: What if we skip the annual report?\n    section: 没报的后果\n"))
+    assert messages(tmp_path) == []
+    # a document without English keys is not asked for them
+    write(tmp_path, "a.md", both.split("questions_en:")[0] + "---" + both.split("---", 2)[2])
+    assert messages(tmp_path) == []
+
+
 def test_a_substantive_section_without_a_key_is_reported(tmp_path):
     long_section = "\n## 补报以后\n\n补报后向发证机关申请移出不良名单；移出以前办理续期，很可能因为名单记录而不被批准，所以要先补报、再移出、最后续期，并留好补报和移出的记录备查。\n"
     faq_heading = "\n## 年报漏了还能补吗？\n\n" + "可以补报，但会留下记录，限期内仍不补报的会被列入不良名单，影响后面的续期。" * 2 + "\n"
