@@ -44,7 +44,7 @@ class Lexicon:
     domain: re.Pattern[str]  # words only our domain uses: they outweigh a foreign certificate's name
     foreign: re.Pattern[str]
     unrelated: re.Pattern[str]  # call-centre operations, telecom consumer matters
-    licensing: re.Pattern[str]  # words about the licence itself: they keep an `unrelated` word on-topic
+    licensing: re.Pattern[str]  # with the domain words, keep a message with an `unrelated` word on-topic
     smalltalk: re.Pattern[str]
 
 
@@ -93,7 +93,8 @@ def signals(text: str, update: Situation, has_context: bool = False, lexicon: Le
         return Signals(False, "smalltalk")
     if update.licence is None and lexicon.foreign.search(norm) and not lexicon.domain.search(norm):
         return Signals(False, "foreign")
-    if lexicon.unrelated.search(norm) and not lexicon.licensing.search(norm):
+    about_licence = lexicon.licensing.search(norm) or lexicon.domain.search(norm)
+    if lexicon.unrelated.search(norm) and not about_licence:
         return Signals(False, "unrelated")
     if update.licence is not None:
         return Signals(True, "licence")
