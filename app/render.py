@@ -32,6 +32,12 @@ APPLIED_WORDS = {
     WINDOW_MISSED: "已提交申请：是否按时，看提交日是否不晚于最晚申请日",
     EXPIRED: "许可证已到期：已提交的申请是否按时，请向发证机关确认",
 }
+# The user says the application was refused while the licence is still valid.
+REFUSED_WORDS = {
+    ON_TIME: "已被驳回：改正后在最晚申请日前重新提交，仍属按时申请",
+    WINDOW_MISSED: "已被驳回，续期申请期限已过，许可证尚未到期",
+    EXPIRED: "许可证已经过期",
+}
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
@@ -167,6 +173,12 @@ def passage_html(hit: Hit, n: int) -> str:
     )
 
 
+def _status_words(applied: bool | None) -> dict[str, str]:
+    if applied:
+        return APPLIED_WORDS
+    return REFUSED_WORDS if applied is False else STATUS_WORDS
+
+
 def deadline_html(deadline: Deadline | None, applied: bool | None = None) -> str:
     if deadline is None:
         return (
@@ -190,7 +202,7 @@ def deadline_html(deadline: Deadline | None, applied: bool | None = None) -> str
         assumed = f'<div class="kb-muted">未说明许可证种类，暂按{escape(deadline.rule.label)}计算。</div>'
     return (
         f'<div class="kb-deadline kb-{STATUS_CLASS.get(status, "warn")}">'
-        f'<div class="kb-deadline-status">{escape((APPLIED_WORDS if applied else STATUS_WORDS).get(status, status))}</div>'
+        f'<div class="kb-deadline-status">{escape(_status_words(applied).get(status, status))}</div>'
         f"<div>许可证到期日：<b>{escape(format_date(deadline.expires_on))}</b></div>"
         f"<div>最晚申请日：<b>{escape(format_date(deadline.apply_by))}</b>"
         f"（到期前 {deadline.rule.lead_days} 日）</div>"

@@ -201,8 +201,9 @@ def format_date(d: date) -> str:
 
 
 def status_advice(deadline: Deadline, applied: bool | None = None) -> str:
-    """Short, concrete Simplified-Chinese advice for the deadline's status. `applied`: the user
-    says the renewal application is already in (and names no refusal)."""
+    """Short, concrete Simplified-Chinese advice for the deadline's status. `applied`: True when
+    the user says the renewal application is already in (and names no refusal), False when they
+    say it was refused, None when they said neither."""
     rule = deadline.rule
     parts: list[str] = []
     if deadline.rule_assumed:
@@ -214,6 +215,8 @@ def status_advice(deadline: Deadline, applied: bool | None = None) -> str:
 
     if applied:
         parts.append(_applied_advice(deadline, apply_by, expires))
+    elif applied is False and deadline.status != EXPIRED:
+        parts.append(_refused_advice(deadline, apply_by, expires))
     elif deadline.status == ON_TIME:
         when = "今天就是最后一天" if deadline.days_left == 0 else f"还有{deadline.days_left}天"
         parts.append(
@@ -273,6 +276,35 @@ def _applied_advice(deadline: Deadline, apply_by: str, expires: str) -> str:
         f"您说已经提交了续期申请，许可证已于{expires}到期（已过{days}天）。{on_time}，且{deemed}，"
         f"请向{rule.authority}确认许可证状态并保留提交记录；"
         "不是按时提交的，许可证已经失效，取得新证之前请暂停相应业务，按新申请重新办理。"
+    )
+
+
+def _refused_advice(deadline: Deadline, apply_by: str, expires: str) -> str:
+    """The advice after a refusal, while the licence is still valid: it stays valid until expiry,
+    and what comes next depends on the notice. A request to correct (补正, materials sent back) can
+    be answered and the application handed in again, on time until the apply-by date; a decision
+    not to renew (不予延续) ends the licence at expiry, and only a new application remains (the
+    general re-application document; the fact sheet's no-renewal-after-expiry rule is for
+    telecom licences, so other licences are sent to their authority)."""
+    rule = deadline.rule
+    opening = f"您说续期申请被驳回了。许可证{expires}到期，在此之前仍然有效，可以照常经营，但要保持合规。"
+    if rule.id == TELECOM_RULE:
+        after = "许可证到期后失效，不能再办理续期，只能按新申请重新办理"
+    else:
+        after = "到期后请暂停相关经营活动，按发证机关的要求重新办理"
+    if deadline.status == ON_TIME:
+        when = "今天就是最后一天" if deadline.days_left == 0 else f"还有{deadline.days_left}天"
+        return (
+            f"{opening}先看清通知的性质：要求补正或退回材料的，按通知一次改正补齐后尽快重新提交，"
+            f"在{apply_by}（届满前{rule.lead_days}日）当天或之前提交的仍属按时申请，{when}；"
+            f"已经作出不予延续决定的，{after}，对决定不服的可以按决定书的告知申请行政复议或提起行政诉讼。"
+            f"拿不准属于哪一种的，请向{rule.authority}问清。"
+        )
+    grace = "规章没有规定宽限期。" if not rule.grace_period else ""
+    return (
+        f"{opening}届满前{rule.lead_days}日的申请期限（{apply_by}）已过{-deadline.days_left}天："
+        f"请立即联系{rule.authority}，问清改正后重新提交是否还能受理；同时按新申请准备全套材料。"
+        f"到期前没有取得延续的，{after}。{grace}"
     )
 
 

@@ -122,6 +122,8 @@ def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
     ]
     if situation.applied:
         lines.append("续期申请：您说已经提交，尚未收到结果")
+    elif situation.applied is False:
+        lines.append("续期申请：您说已被驳回（或被退回）")
     return lines
 
 

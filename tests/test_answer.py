@@ -42,6 +42,10 @@ def test_issue_example_gets_a_grounded_cited_answer(real_kb):
     md = a.markdown
     assert all(md.index(s) < md.index(t) for s, t in zip(SECTIONS, SECTIONS[1:], strict=False))
     assert "2027年3月15日" in md and "2026年12月15日" in md and "呼叫中心业务（B24）" in md
+    # The renewal was refused: the advice is about handing it in again, not about starting to prepare.
+    timing = md.split("### 时间提醒")[1].split("### 应对措施")[0]
+    assert "续期申请：您说已被驳回" in md
+    assert "仍属按时申请" in timing and "不予延续" in timing and "请现在就开始准备" not in timing
     # The first group is the cause, and it cites the call-centre materials remedy.
     assert "**申请材料不齐或不合规**" in md
     materials = [h for h in a.hits if h.doc_id == "call-center/cause-materials.md"]

@@ -103,3 +103,7 @@ def test_deadline_box_states():
     # An application the user says is already in: no "missed" verdict, the question is whether it was on time.
     pending = deadline_html(compute(date(2027, 1, 10), date(2026, 11, 29), "icp"), applied=True)
     assert "已提交申请" in pending and "已错过" not in pending and "kb-warn" in pending
+    # A refused application: hand it in again by the apply-by date.
+    refused = deadline_html(compute(date(2027, 3, 15), date(2026, 11, 29), "call-center"), applied=False)
+    assert "已被驳回" in refused and "仍属按时申请" in refused and "kb-ok" in refused
+    assert "已被驳回" not in deadline_html(compute(date(2027, 3, 15), date(2026, 11, 29), "call-center"))

@@ -210,6 +210,29 @@ def test_advice_once_the_application_is_in(today: date, must: list[str], must_no
     assert not any(m in text for m in must_not), text
 
 
+@pytest.mark.parametrize(
+    ("today", "licence", "must", "must_not"),
+    [
+        # Refused while there is time: correct and hand in again by the apply-by date, or, after a
+        # decision not to renew, a new application once the licence ends.
+        (D(2026, 11, 28), "call-center",
+         ["被驳回", "仍然有效", "2026年12月15日（届满前90日）当天或之前", "还有17天", "不予延续", "按新申请", "行政复议"],
+         ["请现在就开始准备", "马上提交延续申请"]),
+        # Refused after the apply-by date: ask whether a corrected application is still accepted.
+        (D(2026, 12, 20), "call-center", ["被驳回", "已过5天", "是否还能受理", "按新申请", "宽限期"],
+         ["仍属按时申请", "马上提交延续申请"]),
+        # Network culture licence: 30 days, and no telecom no-renewal-after-expiry rule.
+        (D(2027, 2, 1), "network-culture", ["届满前30日", "还有12天", "文化", "暂停"], ["不能再办理续期"]),
+        # Expired: the expired advice, refused or not.
+        (D(2027, 3, 20), "call-center", ["已过5天", "不能再办理续期", "第六十九条"], ["仍然有效"]),
+    ],
+)
+def test_advice_after_a_refusal(today: date, licence: str, must: list[str], must_not: list[str]) -> None:
+    text = status_advice(compute(EXPIRES, today, licence), applied=False)
+    assert all(m in text for m in must), text
+    assert not any(m in text for m in must_not), text
+
+
 def test_advice_last_day() -> None:
     assert "今天就是最后一天" in status_advice(compute(EXPIRES, D(2026, 12, 15), "icp"))
 
