@@ -1,8 +1,8 @@
 """The dense side: a FAISS index over L2-normalised vectors, searched by inner product (= cosine).
 
 Exact `IndexFlatIP` while the index is small (a 1,000-chunk corpus is searched in well under a
-millisecond); HNSW above `exact_max_vectors` (20k; the measurements are in kb/config.py), where
-brute force starts to cost more than HNSW. Recall of HNSW against exact search is measured by
+millisecond); HNSW above `exact_max_vectors` (30k; the measurements are in kb/config.py), where
+brute force starts to cost more than HNSW's search and its rebuild on every index change. Recall of HNSW against exact search is measured by
 `kb bench --synthetic N`.
 """
 
