@@ -82,6 +82,7 @@ class Answer:
                 "causes": list(s.causes),
                 "expires_on": s.expires_on.isoformat() if s.expires_on else None,
                 "date_precision": s.date_precision,
+                "issued_on": s.issued_on.isoformat() if s.issued_on else None,
                 "applied": s.applied,
             },
             "deadline": self.deadline.to_dict() if self.deadline else None,

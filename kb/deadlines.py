@@ -159,6 +159,15 @@ class Deadline:
         }
 
 
+def expiry_from_issue(issued_on: date, licence: str | None, rules: RuleTable | None = None) -> date:
+    """The expiry date a licence issued on `issued_on` would have: the day before the anniversary
+    `validity_years` later (the earlier of the two dates certificates use, so the advice errs early)."""
+    rule, _ = (rules or load_rules()).rule_for(licence)
+    year = issued_on.year + rule.validity_years
+    day = min(issued_on.day, 28) if issued_on.month == 2 and issued_on.day == 29 else issued_on.day
+    return date(year, issued_on.month, day) - timedelta(days=1)
+
+
 def apply_by_label(rule: DeadlineRule) -> str:
     return f"续期申请最晚提交日（有效期届满前{rule.lead_days}日，硬截止）"
 

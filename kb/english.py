@@ -81,6 +81,14 @@ _HAS_EXPIRED = re.compile(rf"\b(?:has|have|had|is|was) (?:already )?{_EXPIRED_WO
 _EXPIRED = re.compile(rf"\b{_EXPIRED_WORD}\b")
 _EXPIRY = re.compile(rf"\b(?:{_EXPIRES}|expiry date|expiration date|expiry|expiration|valid until|valid through)\b")
 
+# The issue date ("our licence was issued on 10 January 2022", "we got the licence in March 2022",
+# "date of issue: …"): the Chinese parser reads "发证日期是<date>" and works out the expiry from it.
+_ISSUED = re.compile(
+    r"\b(?:(?:was|were|has been|had been) )?(?:issued|granted)(?: to us)? (?:on|in)\b"
+    r"|\b(?:issue date|date of issue|issuing date)\b:?"
+    r"|\b(?:got|obtained|received) (?P<what>(?:our|the|a|this|that) (?:[a-z-]+ ){0,3}(?:licen[cs]e|permit)) (?:on|in)\b"
+)
+
 # Only denials of a thing ("was not the documents", "not because of …"), not of an action: in "we
 # were not getting consent" the missing consent *is* the cause.
 _NOT_THE_CAUSE = re.compile(
@@ -147,4 +155,5 @@ def to_chinese_cues(text: str, originals: dict[str, str] | None = None) -> str:
     text = _HAS_EXPIRED.sub("已经过期", text)
     text = _EXPIRED.sub("过期了", text)
     text = _NOT_THE_CAUSE.sub("不是", text)
+    text = _ISSUED.sub(lambda m: f"{m.group('what') or ''} 发证日期是".lstrip(), text)
     return _EXPIRY.sub("到期", text)

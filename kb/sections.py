@@ -113,6 +113,10 @@ def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
         expiry = "未说明"
     elif situation.date_precision == "day":
         expiry = format_date(situation.expires_on)
+    elif situation.issued_on is not None:
+        years = load_rules().rule_for(situation.licence)[0].validity_years
+        expiry = (f"约{format_date(situation.expires_on)}（根据发证日期“{situation.date_text}”和{years}年有效期推算，"
+                  "以证书上写明的到期日为准；如果已经续过期，以新证为准）")
     else:
         expiry = f"约{format_date(situation.expires_on)}（根据“{situation.date_text}”推算，请以证书上的日期为准）"
     lines = [
@@ -196,6 +200,8 @@ def follow_up_questions(situation: Situation) -> tuple[str, ...]:
         )
     if situation.expires_on is None:
         questions.append("许可证的有效期到哪一天？请按证书上的日期告诉我（如 2027年3月15日），我来计算最晚提交日。")
+    elif situation.issued_on is not None:
+        questions.append(f"到期日是按发证日期（“{situation.date_text}”）推算的。证书上写明的有效期截止日是哪一天？")
     elif situation.date_precision != "day":
         questions.append(f"您说的到期时间（“{situation.date_text}”）是大概的，证书上的具体到期日是哪一天？")
     return tuple(questions)

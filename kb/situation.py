@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 
+from kb.deadlines import expiry_from_issue
 from kb.english import to_chinese_cues
 from kb.normalize import CN_DIGITS, chinese_int, normalize
 from kb.tokenize import load_synonym_groups
@@ -44,12 +45,19 @@ class Situation:
     licence: str | None = None  # licence id from vocabulary.yaml, None when not said
     causes: tuple[str, ...] = ()  # cause ids from vocabulary.yaml `causes`, in order of mention
     expires_on: date | None = None  # expiry date of the licence, only when the user gave one
-    date_precision: str | None = None  # "day" | "month" | "approximate" (relative spans)
+    # "day" | "month" | "approximate" (relative spans) | "issued" (worked out from the issue date)
+    date_precision: str | None = None
     date_text: str | None = None  # the (normalised) words the date was read from
     # True: the user says the renewal application is in and names no refusal (the deadline advice
     # then explains what an on-time application means instead of urging them to file); False: they
     # say it was refused; None: they said neither.
     applied: bool | None = None
+    # The date the user says the licence was issued ("证是2022年1月10日发的"), when no expiry date
+    # was given: expires_on is then worked out from it and the licence's validity (ISSUED).
+    issued_on: date | None = None
+
+
+ISSUED = "issued"
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,6 +86,10 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     chosen = _choose_date(text, today, clauses, past_clauses, expired_at is not None)
     if chosen is not None and chosen.value is None:
         chosen = None  # "2027年2月30日到期": the user meant a date, but not a real one
+    issued_on = None
+    if chosen is None and (issued := _issue_date(text, today, clauses, past_clauses)) is not None:
+        issued_on = issued.value
+        chosen = replace(issued, value=expiry_from_issue(issued_on, licence), precision=ISSUED)
 
     # Whether the licence has already expired: a date decides when there is one (a future date
     # with "过期" in it is just the expiry verb); otherwise the user's own words decide.
@@ -104,6 +116,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
         date_precision=chosen.precision,
         date_text=said.get(chosen.text, chosen.text),
         applied=applied,
+        issued_on=issued_on,
     )
 
 
@@ -132,7 +145,11 @@ def merge(previous: Situation, update: Situation) -> Situation:
             expires_on=update.expires_on,
             date_precision=update.date_precision,
             date_text=update.date_text,
+            issued_on=update.issued_on,
         )
+    elif merged.issued_on is not None and licence != previous.licence:
+        # "证是2022年1月发的" then "是文网文": the validity, and so the expiry, is the new licence's.
+        merged = replace(merged, expires_on=expiry_from_issue(merged.issued_on, licence))
     return merged
 
 
@@ -726,6 +743,33 @@ _ABOUT_RENEWAL = re.compile(r"续期|续证|续办|延续|换证|许可|有效�
 _NOT_YET_EXPIRED = re.compile(r"(?:快要|就要|将要|即将|马上|快|还没有?|尚未|还未|没有?) ?(?:到期|过期|失效|届满)")
 
 
+# The date the licence was issued: "证是2022年1月10日发的", "2021年12月拿的证", "2022年3月取得许可证",
+# "发证日期是2022年1月10日". Said of the licence, not of an application ("去年12月批下来的续期").
+_ISSUED_AFTER = re.compile(
+    r" ?(?:的|就|才|我们|公司)? ?(?:发证|下证|下的证|颁发|签发|发放|拿到证|拿的证|拿证|领的证|领证|领到证"
+    r"|(?:取得|获得|拿到|领到)(?:了|的)? ?(?:许可证|许可|牌照|证)|(?P<bare>发的|拿的|领的|下的|下来的|批的|批下来的))"
+)
+_ISSUED_BEFORE = re.compile(r"(?:发证|颁发|签发|取证|拿证|领证)(?:日期|时间|日)(?:是|为|:)? ?$")
+_LICENCE_WORD = re.compile(r"证(?!明)|许可|牌照|licen[cs]e")
+_RENEWED_BEFORE = re.compile(r"续过|续了|延续过|换过证|换了证|续期过|renewed")
+
+
+def _issue_date(text: str, today: date, clauses: _Clauses, past_clauses: set[int]) -> _Candidate | None:
+    """The issue date, when it is the message's only date, is said of the licence, and no earlier
+    renewal is mentioned (a renewed licence's term runs from the renewal, whose date is unknown)."""
+    dates = _candidates(text, today, clauses, past_clauses)
+    if len(dates) != 1 or dates[0].value is None or dates[0].value > today or _RENEWED_BEFORE.search(text):
+        return None
+    c = dates[0]
+    after = _ISSUED_AFTER.match(text, c.end)
+    before = _ISSUED_BEFORE.search(text, clauses.start(c.start), c.start)
+    if not (after or before):
+        return None
+    if after and after.group("bare") and not _LICENCE_WORD.search(clauses.clause(c.start)):
+        return None  # "2022年1月发的" needs the licence in its clause: "证是2022年1月发的"
+    return c
+
+
 def _cue_distance(c: _Candidate, text: str, clauses: _Clauses) -> int | None:
     lo, hi = clauses.start(c.start), clauses.end(c.start)
     if _EXPIRY_CUE.search(text, c.start, c.end):
@@ -749,7 +793,7 @@ def _choose_date(
     text: str, today: date, clauses: _Clauses, past_clauses: set[int], says_expired: bool
 ) -> _Candidate | None:
     all_dates = _candidates(text, today, clauses, past_clauses)
-    candidates = [c for c in all_dates if not _OTHER_EVENT_AFTER.match(text, c.end)]
+    candidates = [c for c in all_dates if not (_OTHER_EVENT_AFTER.match(text, c.end) or _ISSUED_AFTER.match(text, c.end))]
     if not candidates:
         return None
     cued = [(d, c) for c in candidates if (d := _cue_distance(c, text, clauses)) is not None]

@@ -82,11 +82,20 @@ def test_application_already_in_gets_the_on_time_rule_not_a_call_to_file(real_kb
     assert a.to_dict()["situation"]["applied"] is True
 
 
+def test_an_issue_date_gives_a_worked_out_expiry_and_asks_for_the_real_one(real_kb):
+    a = ask(real_kb, "我们ICP证是2022年1月10日发的，现在该准备续期了吗")
+    assert a.situation.issued_on == date(2022, 1, 10) and a.deadline is not None
+    assert a.deadline.expires_on == date(2027, 1, 9) and a.deadline.apply_by == date(2026, 10, 11)
+    assert "根据发证日期“2022年1月10日”和5年有效期推算" in a.markdown
+    assert any("按发证日期" in q for q in a.follow_up)
+    assert a.to_dict()["situation"]["issued_on"] == "2022-01-10"
+
+
 def test_json_shape(real_kb):
     data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
     assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "expires_on": "2027-03-15",
-                                 "date_precision": "day", "applied": False}  # refused
+                                 "date_precision": "day", "issued_on": None, "applied": False}  # refused
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
     assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]
     # Each source carries the [n] the answer cites it by (ranks repeat across the chat's searches).

@@ -14,6 +14,7 @@ from kb.deadlines import (
     ON_TIME,
     WINDOW_MISSED,
     compute,
+    expiry_from_issue,
     format_date,
     load_rules,
     status_advice,
@@ -231,6 +232,19 @@ def test_advice_after_a_refusal(today: date, licence: str, must: list[str], must
     text = status_advice(compute(EXPIRES, today, licence), applied=False)
     assert all(m in text for m in must), text
     assert not any(m in text for m in must_not), text
+
+
+@pytest.mark.parametrize(
+    ("issued", "licence", "expires"),
+    [
+        (D(2022, 1, 10), "icp", D(2027, 1, 9)),  # 5 years, the day before the anniversary
+        (D(2022, 1, 1), None, D(2026, 12, 31)),  # unknown licence: the telecom rule
+        (D(2024, 3, 1), "network-culture", D(2027, 2, 28)),  # 3 years
+        (D(2024, 2, 29), "call-center", D(2029, 2, 27)),  # no 29 February in 2029
+    ],
+)
+def test_expiry_from_issue(issued: date, licence: str | None, expires: date) -> None:
+    assert expiry_from_issue(issued, licence) == expires
 
 
 def test_advice_last_day() -> None:

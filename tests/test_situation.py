@@ -115,7 +115,6 @@ NO_DATE_CASES = [
     "13月15日到期",
     "2月30号到期",
     "我们3月15号提交了续期申请",
-    "2022年3月15日发的证，快到期了",
     "去年12月提交的申请，今年1月被驳回",
     "证已经过期了，下个月10号去办新的",
     "B24证明年到期",
@@ -123,6 +122,46 @@ NO_DATE_CASES = [
     "还有二十八天",  # a span with nothing about a licence or its expiry
     "我今天才发现证快到期了",
 ]
+
+
+@pytest.mark.parametrize(
+    ("message", "licence", "issued", "expires"),
+    [
+        # The day before the anniversary: the earlier of the two dates certificates use.
+        ("2022年3月15日发的证，快到期了", None, D(2022, 3, 15), D(2027, 3, 14)),
+        ("证是2022年1月10日发的，还能用多久", None, D(2022, 1, 10), D(2027, 1, 9)),
+        ("我们的证2021年12月拿的", None, D(2021, 12, 1), D(2026, 11, 30)),
+        ("我们的ICP证是2022年6月下的，什么时候要续", "icp", D(2022, 6, 1), D(2027, 5, 31)),
+        ("发证日期是2022年3月15日，ICP", "icp", D(2022, 3, 15), D(2027, 3, 14)),
+        # The network culture licence is valid for 3 years.
+        ("2024年3月取得许可证，是文网文", "network-culture", D(2024, 3, 1), D(2027, 2, 28)),
+        ("Our ICP licence was issued on 10 January 2022. When must we renew?", "icp", D(2022, 1, 10), D(2027, 1, 9)),
+        ("We got our call centre licence in March 2022", "call-center", D(2022, 3, 1), D(2027, 2, 28)),
+    ],
+)
+def test_expiry_is_worked_out_from_the_issue_date(message: str, licence: str | None, issued: date, expires: date) -> None:
+    s = extract(message, TODAY)
+    assert (s.licence, s.issued_on, s.expires_on, s.date_precision) == (licence, issued, expires, "issued")
+
+
+@pytest.mark.parametrize(
+    ("message", "expires", "precision"),
+    [
+        ("去年12月批下来的续期", None, None),  # said of a renewal, not of the licence
+        ("2019年3月拿的证，后来续过一次", None, None),  # renewed since: the term's start is unknown
+        ("2022年1月10日发的通知说材料不齐", None, None),  # a notice, not the licence
+        ("We were issued a warning on 10 January 2022", None, None),
+        ("证2022年6月拿的，2027年6月到期", D(2027, 6, 1), "month"),  # the expiry date, when given, wins
+    ],
+)
+def test_an_issue_date_only_when_it_is_the_licence_s(message: str, expires: date | None, precision: str | None) -> None:
+    s = extract(message, TODAY)
+    assert (s.expires_on, s.date_precision, s.issued_on) == (expires, precision, None)
+
+
+def test_the_licence_named_later_sets_the_validity_of_an_issue_date() -> None:
+    s = merge(extract("证是2024年1月10日发的", TODAY), extract("是文网文", TODAY))
+    assert (s.licence, s.expires_on, s.date_precision) == ("network-culture", D(2027, 1, 9), "issued")
 
 
 @pytest.mark.parametrize("message", NO_DATE_CASES)
