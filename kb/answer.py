@@ -31,7 +31,7 @@ from kb.normalize import clean
 from kb.privacy import ConversationLog
 from kb.scope import Signals, decide, signals
 from kb.sections import Group
-from kb.situation import Situation, extract, merge
+from kb.situation import GENERIC_LICENCE, Situation, extract, merge
 from kb.types import Hit, SearchFilters
 from kb.vocabulary import load_vocabulary
 
@@ -221,11 +221,16 @@ def _offtopic(conversation: Conversation, sig: Signals) -> Answer:
 
 def _licence_filter(licence: str | None) -> SearchFilters | None:
     """The licence's own documents plus the general telecom ones (tagged `vats`); the network
-    culture licence follows other rules, so it gets its own documents only."""
+    culture licence follows other rules, so it gets its own documents only. A VATS licence not
+    said more precisely ("our value-added telecom permit") may be any of them, so every telecom
+    licence's documents stay in: the remedies for the outline's causes are in the call-centre
+    documents, and the general ones alone cited the refusal overview for a data leak."""
     if licence is None:
         return None
     if licence == "network-culture":
         return SearchFilters(licences=(licence,))
+    if licence == GENERIC_LICENCE:
+        return SearchFilters(licences=tuple(lid for lid in load_vocabulary().licences if lid != "network-culture"))
     return SearchFilters(licences=tuple(dict.fromkeys((licence, "vats"))))
 
 

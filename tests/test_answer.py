@@ -91,6 +91,16 @@ def test_an_issue_date_gives_a_worked_out_expiry_and_asks_for_the_real_one(real_
     assert a.to_dict()["situation"]["issued_on"] == "2022-01-10"
 
 
+def test_a_vats_licence_not_said_more_precisely_keeps_every_telecom_document(real_kb):
+    # The remedies for the outline's causes are in the call-centre documents; with the general
+    # documents alone, a data leak was answered from the refusal overview (blacklists, materials).
+    a = ask(real_kb, "Last year we had a minor incident where some customer phone numbers leaked. "
+                     "Is that likely to be a problem for renewing our value-added telecom permit?")
+    assert a.situation.licence == "vats" and a.situation.causes == ("data-protection",)
+    assert a.hits[0].doc_id == "call-center/cause-data-protection.md"
+    assert not any("network-culture" in h.chunk.licences and "vats" not in h.chunk.licences for h in a.hits)
+
+
 def test_json_shape(real_kb):
     data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
