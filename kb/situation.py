@@ -303,9 +303,20 @@ _COMPARED_BEFORE = re.compile(r"(?:跟|和|与|同|比|对比|相比)$")
 _COMPARED_AFTER = re.compile(r"^[^，。！？；,.!?;]{0,8}?(?:一样|相同|不同|区别|差别|相比|比较|类似)")
 
 
+# English puts the comparison before the name: "any different from renewing an ICP licence",
+# "the same as for ICP", "compared with our EDI licence".
+_COMPARED_BEFORE_EN = re.compile(
+    r"\b(?:different from|differs? from|the same as|same as|compared (?:to|with)|similar to|than|versus|vs\.?)"
+    r" (?:(?:for|with|renewing|getting|holding|an?|the|our|their|your) ){0,3}$"
+)
+
+
 def _compared_with(text: str, start: int, end: int) -> bool:
     """The mention is the other side of a comparison: 跟/和/与/比 right before it and 一样/不同/
-    区别… shortly after, in the same clause."""
+    区别… shortly after, in the same clause; in English, "different from / the same as / compared
+    with …" right before it."""
+    if _COMPARED_BEFORE_EN.search(text[max(0, start - 60):start]):
+        return True
     return bool(_COMPARED_BEFORE.search(text[max(0, start - 2):start]) and _COMPARED_AFTER.search(text[end:]))
 
 

@@ -249,6 +249,9 @@ LICENCE_CASES = [
     ("呼叫中心证和ICP证的续期材料有什么区别", "call-center"),
     ("SP证续期与其他增值电信证相比有什么不同", "sp"),
     ("跟ICP证一样吗", "icp"),  # nothing else named: the compared licence is all there is
+    ("We hold an SP licence for SMS. Is renewing it any different from renewing an ICP licence?", "sp"),
+    ("Our EDI licence expires soon; is the process the same as for ICP?", "edi"),
+    ("Is the ICP renewal different from the call centre one?", "icp"),  # the name after "from" is the one compared
     ("我们的呼叫中心证和ICP证都快到期了", "icp"),  # 和 joins, no comparison: the last one
 ]
 
