@@ -424,10 +424,15 @@ def _applied(text: str, clauses: _Clauses) -> bool | None:
 # --------------------------------------------------------------------------------------------
 
 def _int(token: str) -> int | None:
-    """Arabic or Chinese numerals ("15", "十五", "二十八", "一百八十") -> int."""
+    """Arabic or Chinese numerals ("15", "十五", "二十八", "一百八十", colloquial 俩 and 仨) -> int."""
     if token.isascii() and token.isdigit():
         return int(token)
+    if token in _COLLOQUIAL_NUMBERS:
+        return _COLLOQUIAL_NUMBERS[token]
     return chinese_int(token)
+
+
+_COLLOQUIAL_NUMBERS = {"俩": 2, "仨": 3}  # "还有俩月到期": 俩 is 两个, so no 个 follows
 
 
 def _year(token: str) -> int | None:
@@ -475,7 +480,7 @@ class _Candidate:
     precision: str
 
 
-_CN = "零〇○一二两三四五六七八九十百"
+_CN = "零〇○一二两三四五六七八九十百俩仨"
 _NB = rf"(?<![0-9{_CN}])"  # no numeral directly before
 _MON = r"(?P<m>[0-9]{1,2}|[一二三四五六七八九十]{1,2})"  # "两月" is a span word, never a month
 _DAYPART = (
@@ -495,7 +500,7 @@ _REL_MONTH = {
     "下月": 1,
     "下下个月": 2,
 }
-_REL_DAY = {"前天": -2, "昨天": -1, "今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
+_REL_DAY = {"大前天": -3, "前天": -2, "昨天": -1, "今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2, "大后天": 3}
 # Month parts: the first day of the part (conservative for deadline advice), the end for 底/末.
 _PART_DAY = {"初": 1, "上旬": 1, "中旬": 11, "下旬": 21}
 
@@ -507,7 +512,7 @@ _YMD = re.compile(
     rf"{_NB}(?:(?P<y>[0-9]{{4}}|[零〇○一二三四五六七八九]{{4}})|(?P<y2>[0-9]{{2}})) ?年 ?(?:的)? ?"
     rf"{_MON} ?月份? ?{_DAYPART}?"
 )
-_YEAR_END = re.compile(rf"{_NB}(?P<y>[0-9]{{4}}|[零〇○一二三四五六七八九]{{4}}) ?年 ?(?:年底|年末|底|末)")
+_YEAR_END = re.compile(rf"{_NB}(?P<y>[0-9]{{4}}|[0-9]{{2}}|[零〇○一二三四五六七八九]{{4}}) ?年 ?(?:年底|年末|底|末)")
 _REL_YMD = re.compile(rf"(?P<ry>前年|去年|今年|本年|明年|后年) ?(?:的)? ?{_MON} ?月份? ?{_DAYPART}?")
 _REL_YEAR_END = re.compile(
     r"(?P<ry>前年|去年|今年|本年|明年|后年) ?(?:年底|年末|底|末)|(?<![0-9〇○零一二三四五六七八九])(?:年底|年末)"
@@ -520,20 +525,24 @@ _REL_MONTH_RE = re.compile(
 _MONTH_END = re.compile(r"(?<![0-9一二三四五六七八九十个上下本这当])月(?P<part>底|末)")
 _MD = re.compile(rf"{_NB}(?<!年){_MON} ?月份? ?{_DAYPART}?")
 _REL_DAY_RE = re.compile(
-    r"(?P<rd>前天|昨天|今天|今日|明天|明日|后天)(?= ?(?:就|将|要|会|已经|已|也){0,3} ?(?:到期|过期|失效|届满))"
+    r"(?P<rd>大前天|前天|昨天|今天|今日|明天|明日|大后天|后天)(?= ?(?:就|将|要|会|已经|已|也){0,3} ?(?:到期|过期|失效|届满))"
 )
+# "下周五到期", "这周三", "上个星期二就过期了" (Monday = 1; 日/天 = Sunday, the week's last day).
+_WEEKDAY_RE = re.compile(r"(?P<wk>下下|下个?|这个?|本|上个?)(?:周|星期|礼拜) ?(?P<wd>[一二三四五六日天1-7])")
+_WEEK_SHIFT = {"下下": 2, "下": 1, "下个": 1, "这": 0, "这个": 0, "本": 0, "上": -1, "上个": -1}
+_WEEKDAY = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "日": 7, "天": 7}
 
 _SPAN = (
     rf"(?P<n>[0-9]{{1,6}}|[{_CN}]{{1,8}})? ?(?P<h1>半)? ?(?P<ge>个)? ?(?P<h2>半)? ?多? ?"
     r"(?P<unit>天|日|周|星期|礼拜|月|年)(?P<h3>半)?多?"
 )
 _SPAN_AHEAD = re.compile(
-    r"(?P<pre>(?:有效期还有|还有|还剩|剩下|剩余|剩|仅剩|只剩|只有|仅有|不到|不足|大概|大约|约|差不多|将近|接近|再过){1,3})"
+    r"(?P<pre>(?:有效期还有|还有|还剩|剩下|剩余|剩|仅剩|只剩|只有|仅有|不到|不足|大概|大约|约|差不多|将近|接近|再过|(?<![超经通度错越路])过){1,3})"
     rf" ?(?:就|也就)? ?{_SPAN}(?! ?(?:前|以前|之前))"
 )
 _SPAN_AFTER = re.compile(rf"{_NB}{_SPAN} ?(?:后|以后|之后|内|以内|之内)")
 _SPAN_SINCE = re.compile(
-    r"(?<!距)(?<!离)(?:过期|到期|失效|逾期|超期) ?了? ?(?:已经|已|快|将近|近|差不多|有|都|大概|大约|约){0,3} ?"
+    r"(?<!距)(?<!离)(?:过期|到期|失效|逾期|超期) ?了? ?(?:已经|已|快|将近|近|差不多|有|都|大概|大约|约|超过|不止){0,3} ?"
     rf"{_SPAN}(?! ?(?:后|以后|之后|内|以内|之内))(?: ?多?了)?"
 )
 _SPAN_AGO = re.compile(rf"{_NB}{_SPAN} ?(?:前|以前|之前) ?(?:就|已经|已|早就){{0,2}} ?(?:过期|到期|失效)了?")
@@ -601,7 +610,7 @@ def _span(match: re.Match[str]) -> tuple[int, int] | None:
         return None
     if n is None and not match.group("h1"):
         return None
-    if unit == "月" and not (match.group("ge") or match.group("h1")):
+    if unit == "月" and not (match.group("ge") or match.group("h1") or n_text in _COLLOQUIAL_NUMBERS):
         return None
     if unit in ("星期", "礼拜") and n is None:
         return None
@@ -666,6 +675,13 @@ def _build_rel_day(m: re.Match[str], today: date, past: bool) -> tuple[date, str
     return today + timedelta(days=_REL_DAY[m.group("rd")]), "day"
 
 
+def _build_weekday(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    wd = m.group("wd")
+    weekday = int(wd) if wd.isdigit() else _WEEKDAY[wd]
+    monday = today - timedelta(days=today.weekday())
+    return monday + timedelta(weeks=_WEEK_SHIFT[m.group("wk")], days=weekday - 1), "day"
+
+
 def _span_builder(sign: int) -> _Builder:
     def build(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
         span = _span(m)
@@ -687,6 +703,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Builder], ...] = (
     (_MONTH_END, _build_month_end),
     (_MD, _build_md),
     (_REL_DAY_RE, _build_rel_day),
+    (_WEEKDAY_RE, _build_weekday),
     (_SPAN_AGO, _span_builder(-1)),
     (_SPAN_SINCE, _span_builder(-1)),
     (_SPAN_AHEAD, _span_builder(1)),
