@@ -33,6 +33,16 @@ def new_conversation() -> Any:
     return Conversation()
 
 
+def _estimated_from(situation: Any) -> str | None:
+    """What an expiry was worked out from (the user's words, or the issue date and the validity),
+    unless the user gave the exact date."""
+    if situation.expires_on is None or situation.date_precision == "day":
+        return None
+    if situation.issued_on is not None:
+        return f"发证日期“{situation.date_text}”和有效期"
+    return f"“{situation.date_text}”"
+
+
 def _citation_update(hits: list) -> dict:
     choices = [(citation_label(n, hit), str(n)) for n, hit in enumerate(hits, start=1)]
     return gr.update(choices=choices, value=None, visible=bool(choices))
@@ -123,7 +133,7 @@ def build_chat_tab(ctx: AppContext) -> dict[str, Any]:
             conv,
             hits,
             gr.update(value="\n\n".join(notes), visible=bool(notes)),
-            deadline_html(answer.deadline, answer.situation.applied),
+            deadline_html(answer.deadline, answer.situation.applied, _estimated_from(answer.situation)),
             gr.update(value=ics_path, visible=bool(ics_path)),
             _citation_update(hits),
             "",

@@ -179,7 +179,9 @@ def _status_words(applied: bool | None) -> dict[str, str]:
     return REFUSED_WORDS if applied is False else STATUS_WORDS
 
 
-def deadline_html(deadline: Deadline | None, applied: bool | None = None) -> str:
+def deadline_html(deadline: Deadline | None, applied: bool | None = None, estimated_from: str | None = None) -> str:
+    """The deadline box. `estimated_from`: what the expiry was worked out from, when the user gave
+    no exact date (「“明年3月”」, 「发证日期“2022年1月10日”和5年有效期」); the box says so."""
     if deadline is None:
         return (
             '<div class="kb-deadline kb-muted">时间提醒：告诉我许可证的到期日期'
@@ -200,6 +202,9 @@ def deadline_html(deadline: Deadline | None, applied: bool | None = None) -> str
     assumed = ""
     if deadline.rule_assumed:
         assumed = f'<div class="kb-muted">未说明许可证种类，暂按{escape(deadline.rule.label)}计算。</div>'
+    if estimated_from:
+        assumed += (f'<div class="kb-muted">到期日是根据{escape(estimated_from)}推算的，'
+                    "请以证书上写明的日期为准。</div>")
     return (
         f'<div class="kb-deadline kb-{STATUS_CLASS.get(status, "warn")}">'
         f'<div class="kb-deadline-status">{escape(_status_words(applied).get(status, status))}</div>'

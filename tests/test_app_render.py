@@ -107,3 +107,6 @@ def test_deadline_box_states():
     refused = deadline_html(compute(date(2027, 3, 15), date(2026, 11, 29), "call-center"), applied=False)
     assert "已被驳回" in refused and "仍属按时申请" in refused and "kb-ok" in refused
     assert "已被驳回" not in deadline_html(compute(date(2027, 3, 15), date(2026, 11, 29), "call-center"))
+    # An expiry worked out from the user's words ("明年3月") says so.
+    rough = deadline_html(compute(date(2027, 3, 1), date(2026, 11, 29), "call-center"), estimated_from="“明年3月”")
+    assert "根据“明年3月”推算" in rough and "推算" not in box

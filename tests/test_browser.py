@@ -100,8 +100,8 @@ def test_chat_answer_citation_deadline_ics_and_reset(server, page):
     expires = date(date.today().year + 1, 3, 15)
     deadline = page.locator("#kb-deadline")
     deadline.get_by_text(f"{expires.year}年3月15日", exact=True).wait_for()
-    assert "最晚申请日" in deadline.inner_text()
-    assert f"{expires.year - 1}年12月15日" in deadline.inner_text()
+    assert "最晚申请日" in deadline.inner_text() and "已被驳回" in deadline.inner_text()
+    assert f"{expires.year - 1}年12月15日" in deadline.inner_text() and "推算" not in deadline.inner_text()
     wait_answer(page)
     answer = last_bot(page).inner_text()
     assert "[1]" in answer and "情况判断" in answer
@@ -126,6 +126,7 @@ def test_chat_answer_citation_deadline_ics_and_reset(server, page):
     send(page, "还有两个月到期")
     page.locator("#kb-deadline .kb-deadline-status").wait_for()
     assert "未说明许可证种类" in page.locator("#kb-deadline").inner_text()
+    assert "推算的，请以证书上写明的日期为准" in page.locator("#kb-deadline").inner_text()
 
 
 def test_chat_off_topic_and_too_long_messages(server, page):
