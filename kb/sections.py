@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kb.deadlines import ON_TIME, Deadline, format_date, load_rules, status_advice
+from kb.deadlines import EXPIRED, ON_TIME, Deadline, format_date, load_rules, status_advice
 from kb.situation import Situation
 from kb.types import Hit
 from kb.vocabulary import Vocabulary
@@ -149,6 +149,11 @@ def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
     # status_advice lists the upcoming milestones in one sentence ("建议节点：…。"); the answer
     # shows them as a list instead, so that sentence is cut here.
     advice = _MILESTONE_SENTENCE.sub("", status_advice(deadline, situation.applied))
+    if situation.issued_on is not None:
+        # The expiry is worked out from the issue date: a licence renewed since has another one.
+        advice = "以下按发证日期推算的到期日计算。" + advice
+        if deadline.status == EXPIRED:
+            advice += "如果这期间已经续过期，请把新证上的到期日告诉我，我会重新计算。"
     lines = ["### 时间提醒", "", md_escape(advice)]
     upcoming = [(day, label) for day, label in deadline.milestones if day >= deadline.today]
     if deadline.status == ON_TIME and upcoming and not situation.applied:

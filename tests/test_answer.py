@@ -89,6 +89,10 @@ def test_an_issue_date_gives_a_worked_out_expiry_and_asks_for_the_real_one(real_
     assert "根据发证日期“2022年1月10日”和5年有效期推算" in a.markdown
     assert any("按发证日期" in q for q in a.follow_up)
     assert a.to_dict()["situation"]["issued_on"] == "2022-01-10"
+    # Worked out to be past: it may have been renewed since, so the advice asks rather than asserts.
+    old = ask(real_kb, "我们的文网文是2021年1月10日发的")
+    assert old.deadline is not None and old.deadline.status == "expired"
+    assert "以下按发证日期推算的到期日计算" in old.markdown and "如果这期间已经续过期" in old.markdown
 
 
 def test_a_vats_licence_not_said_more_precisely_keeps_every_telecom_document(real_kb):
