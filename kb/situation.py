@@ -87,7 +87,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     if chosen is not None and chosen.value is None:
         chosen = None  # "2027年2月30日到期": the user meant a date, but not a real one
     issued_on = None
-    if chosen is None and (issued := _issue_date(text, today, clauses, past_clauses)) is not None:
+    if chosen is None and (issued := _issue_date(text, today, clauses, past_clauses, licence is not None)) is not None:
         issued_on = issued.value
         chosen = replace(issued, value=expiry_from_issue(issued_on, licence), precision=ISSUED)
 
@@ -782,7 +782,9 @@ _LICENCE_WORD = re.compile(r"证(?!明)|许可|牌照|licen[cs]e")
 _RENEWED_BEFORE = re.compile(r"续过|续了|延续过|换过证|换了证|续期过|renewed")
 
 
-def _issue_date(text: str, today: date, clauses: _Clauses, past_clauses: set[int]) -> _Candidate | None:
+def _issue_date(
+    text: str, today: date, clauses: _Clauses, past_clauses: set[int], names_licence: bool
+) -> _Candidate | None:
     """The issue date, when it is the message's only date, is said of the licence, and no earlier
     renewal is mentioned (a renewed licence's term runs from the renewal, whose date is unknown)."""
     dates = _candidates(text, today, clauses, past_clauses)
@@ -793,8 +795,13 @@ def _issue_date(text: str, today: date, clauses: _Clauses, past_clauses: set[int
     before = _ISSUED_BEFORE.search(text, clauses.start(c.start), c.start)
     if not (after or before):
         return None
-    if after and after.group("bare") and not _LICENCE_WORD.search(clauses.clause(c.start)):
-        return None  # "2022年1月发的" needs the licence in its clause: "证是2022年1月发的"
+    if after and after.group("bare"):
+        # "证是2022年1月发的" and "我们的文网文是2021年1月发的", not "2022年1月10日发的通知"
+        following = text[after.end():after.end() + 2]
+        if re.match(r"[\u4e00-\u9fff]", following) and not re.match(r"证|许|牌", following):
+            return None
+        if not (names_licence or _LICENCE_WORD.search(clauses.clause(c.start))):
+            return None
     return c
 
 
