@@ -406,17 +406,48 @@ def _refused() -> re.Pattern[str]:
     return re.compile("|".join(re.escape(w) for w in sorted(group, key=len, reverse=True)))
 
 
-def _applied(text: str, clauses: _Clauses) -> bool | None:
-    if _refused().search(text):
+# A refusal word that is not the user's own news: hearsay, what is common, what may happen, and
+# the English doubt words (the Chinese ones are _HYPOTHETICAL's and _NOT_YET's).
+_REFUSAL_DOUBT = re.compile(
+    r"听说|别人|别的|很多|有的|有些|容易|可能|常见|一般|通常|哪些|什么情况|怎么才能不|才不会"
+    r"|\b(?:avoid|avoiding|if|whether|prevent|risk|chance)\b|\b(?:be|being|get|getting) $"
+)
+_REFUSAL_GENERAL_AFTER = re.compile(r" ?的(?:话|常见|主要|一般|通常|情况|企业|公司)|的原因(?:有|一般|通常|都)| ?了? ?(?:吗|么)")
+
+
+def _refusal_stated(text: str, clauses: _Clauses, m: re.Match[str]) -> bool:
+    """The refusal word states what happened to the user's application ("续期被驳回了", "we were
+    refused"), not a fear, a question, hearsay or a general point ("怎么避免被驳回", "会不会被拒",
+    "被驳回的常见原因有哪些")."""
+    prefix = clauses.prefix(m.start())[-_ASSERT_WINDOW:]
+    if _REFUSAL_DOUBT.search(prefix) or not _asserts_expiry(text, clauses, m.start(), m.end()):
         return False
+    return not _REFUSAL_GENERAL_AFTER.match(text, m.end())
+
+
+def _applied(text: str, clauses: _Clauses) -> bool | None:
+    """False when the user says the application was refused, True when they say it is in and
+    waiting, whichever they say last ("上次被驳回了，这次重新交了，还在审批中" is waiting again);
+    None when they say neither."""
+    refused_at = max((m.start() for m in _refused().finditer(text) if _refusal_stated(text, clauses, m)), default=-1)
+    pending_at = waiting_at = -1
     for m in _APPLIED.finditer(text):
         prefix = clauses.prefix(m.start())
         if m.group("de") and not _FIRST_PERSON.search(prefix):
             continue
         window = prefix[-12:]
         if not (_HYPOTHETICAL.search(window) or _NOT_FILED.search(window)):
-            return True
-    return None
+            pending_at = m.start()
+            if _WAITING.search(m.group()):
+                waiting_at = m.start()
+    if refused_at < 0:
+        return True if pending_at >= 0 else None
+    # After a refusal only a wait said later reopens it: in "rejected because we filed 60 days
+    # before expiry" the filing came first.
+    return waiting_at > refused_at
+
+
+_WAITING = re.compile(r"还|正在|仍|一直|中|受理|pending|under review|awaiting|still")
 
 
 # --------------------------------------------------------------------------------------------

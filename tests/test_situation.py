@@ -395,6 +395,20 @@ def test_english_message(message: str, licence: str | None, causes: tuple[str, .
         ("We have not filed the renewal yet", None),
         ("If we filed on time but no decision came, can we keep operating?", None),
         ("申请交了吗", None),
+        # A refusal the user reports, against one they fear, ask about or only heard of.
+        ("我们呼叫中心证续期被驳回了，说材料不齐", False),
+        ("管局把材料退回来了", False),
+        ("Could that be the reason the renewal was refused?", False),
+        ("Our renewal was rejected because we filed 60 days before expiry", False),  # the filing came first
+        ("上次被驳回了，这次重新交了，还在审批中", True),  # waiting again since
+        ("呼叫中心证明年3月到期，怎么避免被驳回", None),
+        ("如果被驳回了怎么办", None),
+        ("续期会不会被拒", None),
+        ("听说很多公司被驳回，我们证明年3月到期", None),
+        ("续期被驳回的常见原因有哪些", None),
+        ("刚收到补正通知，这算是被拒了吗？", None),
+        ("How can we avoid being refused?", None),
+        ("Will the whole licence be refused at renewal?", None),
     ],
 )
 def test_application_already_submitted(message: str, applied: bool | None) -> None:
