@@ -353,10 +353,19 @@ def _asserts_expiry(text: str, clauses: _Clauses, start: int, end: int) -> bool:
     return not _QUESTION_AFTER.match(text, end)
 
 
+# What else expires: "接入合同过期了", "备案失效了", "营业执照到期" are not the licence.
+_OTHER_SUBJECT = re.compile(
+    r"(?:合同|协议|备案|执照|域名|身份证|资质证书|证明|报告|号码|账号|密码|授权书?|委托书|承诺书|中继|租约"
+    r"|contract|agreement|filing|domain|lease)"
+    r" ?(?:都|也|已经|已|早就|快要|快|就|还)? ?$"
+)
+
+
 def _expired_keyword(text: str, clauses: _Clauses, keywords: list[tuple[int, int, str]]) -> int | None:
-    """Position of the first `expired` keyword the user asserts (已经过期, 过期了, 失效, …)."""
+    """Position of the first `expired` keyword the user asserts (已经过期, 过期了, 失效, …) of the
+    licence, not of a contract, a filing or another document named right before it."""
     for s, e, cid in keywords:
-        if cid == EXPIRED and _asserts_expiry(text, clauses, s, e):
+        if cid == EXPIRED and _asserts_expiry(text, clauses, s, e) and not _OTHER_SUBJECT.search(text, clauses.start(s), s):
             return s
     return None
 

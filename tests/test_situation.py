@@ -299,6 +299,11 @@ CAUSE_CASES = [
     ("证书2027年3月15日到期", ()),
     ("今天到期", ()),
     ("呼叫中心證續期被駁回，說材料不齊，明年3月到期", ("materials",)),
+    # Something else expired, not the licence
+    ("ICP续期被退回，说接入合同过期了", ()),
+    ("网站备案早就失效了", ()),
+    ("The access contract has expired", ()),
+    ("证书过期了", ("expired",)),  # 证书 is what users call the licence
 ]
 
 
