@@ -304,6 +304,8 @@ CAUSE_CASES = [
     ("网站备案早就失效了", ()),
     ("The access contract has expired", ()),
     ("证书过期了", ("expired",)),  # 证书 is what users call the licence
+    ("IDC证续期被驳回，说技术评测没做", ("technical",)),
+    ("Our ISP renewal stalled because the technical assessment of the three systems is not done", ("technical",)),
 ]
 
 
