@@ -88,9 +88,9 @@ class Settings:
     confidence_dense_floor: float = 0.78
     confidence_dense_ceiling: float = 0.90
     # The chat answers a message that names no licence and no renewal word (kb/data/scope.yaml) only
-    # when its best passage reaches min_confidence. `kb eval --calibrate` (1341 on-topic, 110 off-topic
-    # messages): 0.80 answers 1/110 off-topic and refuses 3/1341 on-topic; lowest error sum on tune
-    # (0.75: 2/110 answered, 1/1341 refused).
+    # when its best passage reaches min_confidence. `kb eval --calibrate` (1401 on-topic, 110 off-topic
+    # messages): 0.80 answers 1/110 off-topic and refuses 3/1401 on-topic; lowest error sum on tune
+    # (0.75: 2/110 answered, 1/1401 refused).
     min_confidence: float = 0.80
     # The chat cites a retrieved passage only at or above this confidence (its own query's).
     cite_min_confidence: float = 0.30
