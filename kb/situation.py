@@ -31,7 +31,7 @@ from functools import lru_cache
 
 from kb.deadlines import expiry_from_issue
 from kb.english import to_chinese_cues
-from kb.normalize import CN_DIGITS, chinese_int, normalize
+from kb.normalize import CN_DIGITS, HAN_CHAR, chinese_int, normalize
 from kb.tokenize import load_synonym_groups
 from kb.vocabulary import Vocabulary, load_vocabulary
 
@@ -838,7 +838,7 @@ def _issue_date(
     if after and after.group("bare"):
         # "证是2022年1月发的" and "我们的文网文是2021年1月发的", not "2022年1月10日发的通知"
         following = text[after.end():after.end() + 2]
-        if re.match(r"[\u4e00-\u9fff]", following) and not re.match(r"证|许|牌", following):
+        if HAN_CHAR.match(following) and not following.startswith(("证", "许", "牌")):
             return None
         if not (names_licence or _LICENCE_WORD.search(clauses.clause(c.start))):
             return None
