@@ -158,7 +158,8 @@ def respond_stream(kb: KnowledgeBase, message: Any, conversation: Conversation |
     if sig.verdict is None:
         raw_hits = kb.search(text, 5)
     conversation.turns += 1
-    if not decide(sig, max((h.confidence for h in raw_hits), default=0.0), kb.settings.min_confidence):
+    threshold = kb.settings.context_min_confidence if conversation.has_context else kb.settings.min_confidence
+    if not decide(sig, max((h.confidence for h in raw_hits), default=0.0), threshold):
         answer = _offtopic(conversation, sig)
         _log(kb, conversation, text, answer)
         yield answer

@@ -11,7 +11,8 @@ term). So the decision combines confidence with words (kb/data/scope.yaml):
   2. an anchor word (续期, 许可证, 管局, licence, …) or one of our licence names      -> on-topic;
   3. in a conversation that already has a situation, a cause or an expiry date in the message
      ("是因为材料问题", "还有两个月到期")               -> on-topic (a follow-up);
-  4. otherwise on-topic only when the best passage's confidence >= `min_confidence`.
+  4. otherwise on-topic only when the best passage's confidence >= `min_confidence` (in a
+     conversation that already has a situation, `context_min_confidence`).
 
 `calibrate` measures step 4's threshold against the labelled on-topic questions and
 tests/eval/offtopic*.jsonl (`kb eval --calibrate`).

@@ -55,6 +55,17 @@ def test_offtopic_turn_keeps_the_situation(real_kb):
     assert after.situation == before
 
 
+def test_a_follow_up_in_a_conversation_about_a_licence_is_answered_at_a_lower_confidence(real_kb):
+    question = "重新提交以后大概多久能审下来"  # no anchor word; its best passage scores about 0.76
+    assert not real_kb.ask(question, Conversation(), today=TODAY).grounded  # alone: below 0.80
+    conv = Conversation()
+    real_kb.ask("呼叫中心证续期被驳回了，说材料不齐", conv, today=TODAY)
+    assert real_kb.ask(question, conv, today=TODAY).grounded  # as a follow-up: 0.75
+    # An aside is still turned away, and the situation kept.
+    assert not real_kb.ask("推荐一家好吃的川菜馆", conv, today=TODAY).grounded
+    assert conv.situation.licence == "call-center"
+
+
 def test_restart_resets_the_conversation(real_kb):
     conv = Conversation()
     real_kb.ask("呼叫中心证明年3月15日到期，人员社保不够", conv, today=TODAY)
