@@ -84,6 +84,7 @@ class Answer:
                 "date_precision": s.date_precision,
                 "issued_on": s.issued_on.isoformat() if s.issued_on else None,
                 "applied": s.applied,
+                "preparing": s.preparing,
             },
             "deadline": self.deadline.to_dict() if self.deadline else None,
             # `citation` is the [n] the answer text uses; `rank` is the passage's place in the one

@@ -121,7 +121,7 @@ def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
         expiry = f"约{format_date(situation.expires_on)}（根据“{situation.date_text}”推算，请以证书上的日期为准）"
     lines = [
         f"许可证：{licence_label(situation, vocabulary) or '未说明'}",
-        f"遇到的问题：{causes or '未说明'}",
+        f"遇到的问题：{causes or ('暂无，提前准备续期' if situation.preparing else '未说明')}",
         f"有效期届满日：{expiry}",
     ]
     if situation.applied:
@@ -198,7 +198,7 @@ def follow_up_questions(situation: Situation) -> tuple[str, ...]:
         questions.append("您的是哪一种许可证？例如呼叫中心（B24）、ICP（B25）、EDI（B21）、IDC/CDN/ISP、SP，或网络文化经营许可证。")
     elif situation.licence == "vats":
         questions.append("您的增值电信业务经营许可证具体是哪类业务（呼叫中心、ICP、EDI、IDC……）？不同业务的补救要点不同。")
-    if not situation.causes:
+    if not situation.causes and not situation.preparing:
         questions.append(
             "续期遇到了什么问题？如果被驳回或要求补正，通知里写的原因是什么（如材料不齐、人员资质、营销外呼投诉、"
             "数据安全、公司变更、年报、许可条件）？如果只是提前准备，也请告诉我。"

@@ -55,6 +55,9 @@ class Situation:
     # The date the user says the licence was issued ("证是2022年1月10日发的"), when no expiry date
     # was given: expires_on is then worked out from it and the licence's validity (ISSUED).
     issued_on: date | None = None
+    # The user says nothing has gone wrong: they are preparing a renewal ("只是提前准备，没被驳回"), so
+    # the chat stops asking what the problem was. Only while no cause or refusal is known.
+    preparing: bool = False
 
 
 ISSUED = "issued"
@@ -107,8 +110,9 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
         if cause not in causes:
             causes.append(cause)
 
+    preparing = not causes and applied is not False and bool(_PREPARING.search(text))
     if chosen is None:
-        return Situation(licence=licence, causes=tuple(causes), applied=applied)
+        return Situation(licence=licence, causes=tuple(causes), applied=applied, preparing=preparing)
     return Situation(
         licence=licence,
         causes=tuple(causes),
@@ -117,7 +121,17 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
         date_text=said.get(chosen.text, chosen.text),
         applied=applied,
         issued_on=issued_on,
+        preparing=preparing,
     )
+
+
+# "只是提前准备", "还没出什么问题", "没被驳回", "just preparing ahead", "nothing has gone wrong yet".
+_PREPARING = re.compile(
+    r"提前准备|提早准备|提前做准备|未雨绸缪|(?:还|都)?没(?:有)?(?:出|遇到|碰到)(?:什么|任何)?问题|(?:还)?没(?:有)?被(?:驳回|拒|退回)"
+    r"|只是(?:问问|了解一下|了解|咨询一下|咨询|提前)|正常续期|例行续期"
+    r"|\bjust (?:preparing|planning|asking)\b|\bpreparing (?:early|ahead|in advance)\b|\bplanning ahead\b"
+    r"|\bno problems?(?: so far| yet)?\b|\bnothing (?:has )?gone wrong\b|\b(?:haven't|have not|hasn't|has not) been (?:refused|rejected)\b"
+)
 
 
 def merge(previous: Situation, update: Situation) -> Situation:
@@ -138,7 +152,8 @@ def merge(previous: Situation, update: Situation) -> Situation:
     causes = old_causes + tuple(c for c in update.causes if c not in old_causes)
 
     applied = previous.applied if update.applied is None else update.applied  # "后来被驳回了" ends it
-    merged = replace(previous, licence=licence, causes=causes, applied=applied)
+    preparing = (previous.preparing or update.preparing) and not causes and applied is not False
+    merged = replace(previous, licence=licence, causes=causes, applied=applied, preparing=preparing)
     if update.expires_on is not None:
         merged = replace(
             merged,
@@ -266,7 +281,7 @@ _CONTRAST = re.compile(r"而是|但是|但|而|是|只是|反而|其实")
 # "材料没问题", "材料齐全": a denial right after the term.
 _DENIAL_AFTER = re.compile(
     r" ?(?:方面|这块|这一块|这边|的)? ?(?:都|也|倒|是|应该)? ?"
-    r"(?:没问题|没有问题|没什么问题|没啥问题|不是问题|不是原因|不是重点|齐全|齐了|是齐的|都齐|不缺|没缺|无关|没关系)"
+    r"(?:没问题|没有问题|没什么问题|没啥问题|没出问题|没出什么问题|不是问题|不是原因|不是重点|齐全|齐了|是齐的|都齐|不缺|没缺|无关|没关系)"
 )
 _NEG_WINDOW = 10  # characters before a term searched for a negator
 
@@ -421,6 +436,7 @@ _REFUSAL_DOUBT = re.compile(
     r"听说|别人|别的|很多|有的|有些|容易|可能|常见|一般|通常|哪些|什么情况|怎么才能不|才不会"
     r"|\b(?:avoid|avoiding|if|whether|prevent|risk|chance)\b|\b(?:be|being|get|getting) $"
 )
+_NOT_REFUSED = re.compile(r"(?:没|没有|未|并未|并没有|不会|不)(?:都|也)? ?被? ?$")  # "没被驳回"
 _REFUSAL_GENERAL_AFTER = re.compile(r" ?的(?:话|常见|主要|一般|通常|情况|企业|公司)|的原因(?:有|一般|通常|都)| ?了? ?(?:吗|么)")
 
 
@@ -429,7 +445,7 @@ def _refusal_stated(text: str, clauses: _Clauses, m: re.Match[str]) -> bool:
     refused"), not a fear, a question, hearsay or a general point ("怎么避免被驳回", "会不会被拒",
     "被驳回的常见原因有哪些")."""
     prefix = clauses.prefix(m.start())[-_ASSERT_WINDOW:]
-    if _REFUSAL_DOUBT.search(prefix) or not _asserts_expiry(text, clauses, m.start(), m.end()):
+    if _REFUSAL_DOUBT.search(prefix) or _NOT_REFUSED.search(prefix) or not _asserts_expiry(text, clauses, m.start(), m.end()):
         return False
     return not _REFUSAL_GENERAL_AFTER.match(text, m.end())
 

@@ -109,7 +109,8 @@ def test_json_shape(real_kb):
     data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
     assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "expires_on": "2027-03-15",
-                                 "date_precision": "day", "issued_on": None, "applied": False}  # refused
+                                 "date_precision": "day", "issued_on": None, "applied": False,
+                                 "preparing": False}  # refused
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
     assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]
     # Each source carries the [n] the answer cites it by (ranks repeat across the chat's searches).

@@ -66,6 +66,16 @@ def test_a_follow_up_in_a_conversation_about_a_licence_is_answered_at_a_lower_co
     assert conv.situation.licence == "call-center"
 
 
+def test_a_user_who_is_only_preparing_is_not_asked_for_the_problem_again(real_kb):
+    conv = Conversation()
+    first = real_kb.ask("ICP证明年5月到期", conv, today=TODAY)
+    assert any("遇到了什么问题" in q for q in first.follow_up)
+    second = real_kb.ask("只是提前准备，没被驳回", conv, today=TODAY)
+    assert second.grounded and second.situation.preparing and second.situation.applied is None
+    assert not any("遇到了什么问题" in q for q in second.follow_up)
+    assert "遇到的问题：暂无，提前准备续期" in second.markdown
+
+
 def test_restart_resets_the_conversation(real_kb):
     conv = Conversation()
     real_kb.ask("呼叫中心证明年3月15日到期，人员社保不够", conv, today=TODAY)

@@ -173,6 +173,28 @@ def test_the_licence_named_later_sets_the_validity_of_an_issue_date() -> None:
     assert (s.licence, s.expires_on, s.date_precision) == ("network-culture", D(2027, 1, 9), "issued")
 
 
+@pytest.mark.parametrize(
+    ("message", "preparing"),
+    [
+        ("只是提前准备，没被驳回", True),
+        ("ICP证明年5月到期，还没出什么问题", True),
+        ("We're just preparing ahead, nothing has gone wrong", True),
+        ("续期被驳回了", False),
+        ("提前准备的时候被驳回了", False),  # a refusal is a problem
+        ("材料没出问题，是人员资质不够", False),  # a cause: the materials are denied, the staff named
+    ],
+)
+def test_preparing_without_a_problem(message: str, preparing: bool) -> None:
+    s = extract(message, TODAY)
+    assert s.preparing is preparing
+    assert s.applied is not False or not preparing
+
+
+def test_preparing_ends_with_a_cause_or_a_refusal() -> None:
+    s = merge(extract("ICP证明年5月到期，只是提前准备", TODAY), extract("管局刚把材料退回来了，说不齐", TODAY))
+    assert not s.preparing and s.causes == ("materials",) and s.applied is False
+
+
 @pytest.mark.parametrize("message", NO_DATE_CASES)
 def test_no_date_is_invented(message: str) -> None:
     s = extract(message, TODAY)
