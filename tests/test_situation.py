@@ -272,6 +272,8 @@ LICENCE_CASES = [
     ("我们的证被驳回了", None),
     ("请edit一下b245号文件，sps系统", None),
     ("isp和sp", "sp"),
+    ("短信牌照要续了", "sp"),  # SMS is what users call the SP licence
+    ("Our SMS licence expires in May", "sp"),
     ("我们的呼叫中心证和ICP证都是明年3月到期", "icp"),
     ("不是ICP证，是呼叫中心证", "call-center"),
     ("是呼叫中心证，不是ICP证", "call-center"),
