@@ -319,9 +319,10 @@ _COMPARED_AFTER = re.compile(r"^[^，。！？；,.!?;]{0,8}?(?:一样|相同|�
 
 
 # English puts the comparison before the name: "any different from renewing an ICP licence",
-# "the same as for ICP", "compared with our EDI licence".
+# "the same as for ICP", "compared with our EDI licence", "like our ICP licence".
 _COMPARED_BEFORE_EN = re.compile(
-    r"\b(?:different from|differs? from|the same as|same as|compared (?:to|with)|similar to|than|versus|vs\.?)"
+    r"\b(?:different from|differs? from|the same as|same as|compared (?:to|with)|similar to|than|versus|vs\.?"
+    r"|(?<!would )(?<!'d )like|as with)"
     r" (?:(?:for|with|renewing|getting|holding|an?|the|our|their|your) ){0,3}$"
 )
 

@@ -285,6 +285,9 @@ LICENCE_CASES = [
     ("We hold an SP licence for SMS. Is renewing it any different from renewing an ICP licence?", "sp"),
     ("Our EDI licence expires soon; is the process the same as for ICP?", "edi"),
     ("Is the ICP renewal different from the call centre one?", "icp"),  # the name after "from" is the one compared
+    # The date is the culture licence's, so its 30-day rule applies, not ICP's 90 days.
+    ("Our Internet Culture Operation Licence runs out in August. Do we renew it like our ICP licence?",
+     "network-culture"),
     ("我们的呼叫中心证和ICP证都快到期了", "icp"),  # 和 joins, no comparison: the last one
 ]
 
