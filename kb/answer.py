@@ -85,6 +85,7 @@ class Answer:
                 "issued_on": s.issued_on.isoformat() if s.issued_on else None,
                 "applied": s.applied,
                 "preparing": s.preparing,
+                "other_licences": list(s.other_licences),
             },
             "deadline": self.deadline.to_dict() if self.deadline else None,
             # `citation` is the [n] the answer text uses; `rank` is the passage's place in the one
@@ -221,7 +222,7 @@ def _offtopic(conversation: Conversation, sig: Signals) -> Answer:
 # --------------------------------------------------------------------------------------------
 
 
-def _licence_filter(licence: str | None) -> SearchFilters | None:
+def _licence_filter(licence: str | None, others: tuple[str, ...] = ()) -> SearchFilters | None:
     """The licence's own documents plus the general telecom ones (tagged `vats`); the network
     culture licence follows other rules, so it gets its own documents only. A VATS licence not
     said more precisely ("our value-added telecom permit") may be any of them, so every telecom
@@ -229,6 +230,8 @@ def _licence_filter(licence: str | None) -> SearchFilters | None:
     documents, and the general ones alone cited the refusal overview for a data leak."""
     if licence is None:
         return None
+    if others:  # "我们的IDC和CDN证": each licence's documents and the general ones
+        return SearchFilters(licences=tuple(dict.fromkeys((licence, *others, "vats"))))
     if licence == "network-culture":
         return SearchFilters(licences=(licence,))
     if licence == GENERIC_LICENCE:
@@ -251,8 +254,8 @@ def retrieve(kb: KnowledgeBase, text: str, situation: Situation, raw_hits: list[
     `named`: the message itself names the licence, so its name need not be added to the query."""
     vocabulary = load_vocabulary()
     floor = kb.settings.cite_min_confidence
-    filters = _licence_filter(situation.licence)
-    name = _short_name(situation.licence)
+    filters = _licence_filter(situation.licence, situation.other_licences)
+    name = "" if situation.other_licences else _short_name(situation.licence)
     limit = kb.settings.max_message_chars
     used: set[str] = set()
     groups: list[Group] = []

@@ -120,7 +120,8 @@ def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
     else:
         expiry = f"约{format_date(situation.expires_on)}（根据“{situation.date_text}”推算，请以证书上的日期为准）"
     lines = [
-        f"许可证：{licence_label(situation, vocabulary) or '未说明'}",
+        f"许可证：{licence_label(situation, vocabulary) or '未说明'}"
+        + "".join(f"；另有{vocabulary.licence_label(lid)}" for lid in situation.other_licences if lid in vocabulary.licences),
         f"遇到的问题：{causes or ('暂无，提前准备续期' if situation.preparing else '未说明')}",
         f"有效期届满日：{expiry}",
     ]

@@ -58,6 +58,9 @@ class Situation:
     # The user says nothing has gone wrong: they are preparing a renewal ("只是提前准备，没被驳回"), so
     # the chat stops asking what the problem was. Only while no cause or refusal is known.
     preparing: bool = False
+    # Other licences the user holds, named together with `licence` ("我们的IDC和CDN证",
+    # "B21和B25两项"): the chat searches their documents too. Not those only compared with it.
+    other_licences: tuple[str, ...] = ()
 
 
 ISSUED = "issued"
@@ -79,7 +82,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     matchers = _matchers(vocabulary or load_vocabulary())
     clauses = _Clauses(text)
 
-    licence = _find_licence(text, clauses, matchers)
+    licence, other_licences = _find_licence(text, clauses, matchers)
     keywords = matchers.causes.find(text)
     mentions = _find_causes(text, clauses, keywords)  # (position, cause id), expired excluded
     expired_at = _expired_keyword(text, clauses, keywords)
@@ -112,7 +115,8 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
 
     preparing = not causes and applied is not False and bool(_PREPARING.search(text))
     if chosen is None:
-        return Situation(licence=licence, causes=tuple(causes), applied=applied, preparing=preparing)
+        return Situation(licence=licence, causes=tuple(causes), applied=applied, preparing=preparing,
+                         other_licences=other_licences)
     return Situation(
         licence=licence,
         causes=tuple(causes),
@@ -122,6 +126,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
         applied=applied,
         issued_on=issued_on,
         preparing=preparing,
+        other_licences=other_licences,
     )
 
 
@@ -142,9 +147,9 @@ def merge(previous: Situation, update: Situation) -> Situation:
     old date with its precision and text. Causes accumulate without duplicates; when the new turn
     carries a date, whether the licence has expired follows that date (the user corrected it).
     """
-    licence = previous.licence
+    licence, other_licences = previous.licence, previous.other_licences
     if update.licence is not None and not (update.licence == GENERIC_LICENCE and previous.licence is not None):
-        licence = update.licence
+        licence, other_licences = update.licence, update.other_licences
 
     old_causes = previous.causes
     if update.expires_on is not None and EXPIRED not in update.causes:
@@ -153,7 +158,8 @@ def merge(previous: Situation, update: Situation) -> Situation:
 
     applied = previous.applied if update.applied is None else update.applied  # "后来被驳回了" ends it
     preparing = (previous.preparing or update.preparing) and not causes and applied is not False
-    merged = replace(previous, licence=licence, causes=causes, applied=applied, preparing=preparing)
+    merged = replace(previous, licence=licence, causes=causes, applied=applied, preparing=preparing,
+                     other_licences=other_licences)
     if update.expires_on is not None:
         merged = replace(
             merged,
@@ -300,18 +306,20 @@ def _negated(text: str, clauses: _Clauses, start: int, end: int, *, denial_after
 # --------------------------------------------------------------------------------------------
 
 
-def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> str | None:
-    """The last specific licence mentioned (users switch: "那ICP证呢"); the generic VATS licence
-    only when nothing more specific is named; negated mentions ("不是ICP证") are skipped, and so
-    is a licence the user only compares theirs with ("EDI证快到期了，续期跟ICP规则一样吗" is
-    about the EDI licence) unless no other is named."""
+def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> tuple[str | None, tuple[str, ...]]:
+    """The last specific licence mentioned (users switch: "那ICP证呢"), and the user's other ones
+    named in the same message; the generic VATS licence only when nothing more specific is named;
+    negated mentions ("不是ICP证") are skipped, and so is a licence the user only compares theirs
+    with ("EDI证快到期了，续期跟ICP规则一样吗" is about the EDI licence) unless no other is named."""
     # Only a negator before the name counts: "呼叫中心证没问题" still names the licence.
     found = [(s, e, lid) for s, e, lid in m.licences.find(text) if not _negated(text, clauses, s, e, denial_after=False)]
     specific = [(s, e, lid) for s, e, lid in found if lid != GENERIC_LICENCE]
     own = [lid for s, e, lid in specific if not _compared_with(text, s, e)]
     if own or specific:
-        return (own or [lid for _, _, lid in specific])[-1]
-    return GENERIC_LICENCE if found else None
+        names = list(dict.fromkeys(own or [lid for _, _, lid in specific]))
+        main = (own or [lid for _, _, lid in specific])[-1]
+        return main, tuple(lid for lid in names if lid != main) if own else ()
+    return (GENERIC_LICENCE if found else None), ()
 
 
 _COMPARED_BEFORE = re.compile(r"(?:跟|和|与|同|比|对比|相比)$")

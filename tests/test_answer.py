@@ -105,12 +105,21 @@ def test_a_vats_licence_not_said_more_precisely_keeps_every_telecom_document(rea
     assert not any("network-culture" in h.chunk.licences and "vats" not in h.chunk.licences for h in a.hits)
 
 
+def test_two_licences_named_together_both_get_their_documents(real_kb):
+    # (The main licence is the last named; before, the search kept only its documents.)
+    a = ask(real_kb, "我们有EDI和ICP两张证，明年5月都到期，续期要准备哪些材料")
+    assert a.situation.licence == "icp" and a.situation.other_licences == ("edi",)
+    cited = {h.doc_id.split("/")[0] for h in a.hits}
+    assert {"icp", "edi"} <= cited, cited
+    assert "另有在线数据处理与交易处理业务" in a.markdown
+
+
 def test_json_shape(real_kb):
     data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
     assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "expires_on": "2027-03-15",
                                  "date_precision": "day", "issued_on": None, "applied": False,
-                                 "preparing": False}  # refused
+                                 "preparing": False, "other_licences": []}  # refused
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
     assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]
     # Each source carries the [n] the answer cites it by (ranks repeat across the chat's searches).

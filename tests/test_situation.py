@@ -297,6 +297,21 @@ def test_licence(message: str, licence: str | None) -> None:
     assert extract(message, TODAY).licence == licence
 
 
+@pytest.mark.parametrize(
+    ("message", "licence", "others"),
+    [
+        ("我们有EDI和ICP两张证，明年5月都到期", "icp", ("edi",)),
+        ("We hold IDC and CDN licences", "cdn", ("idc",)),
+        ("EDI证快到期了，续期跟ICP规则一样吗", "edi", ()),  # compared, not held
+        ("不是ICP证，是呼叫中心证", "call-center", ()),  # denied
+    ],
+)
+def test_other_licences_named_together(message: str, licence: str, others: tuple[str, ...]) -> None:
+    s = extract(message, TODAY)
+    assert (s.licence, s.other_licences) == (licence, others)
+    assert merge(s, extract("那ICP证呢", TODAY)).other_licences == ()  # a switch drops them
+
+
 # --------------------------------------------------------------------------------------------
 # Causes
 # --------------------------------------------------------------------------------------------
