@@ -223,20 +223,20 @@ def _offtopic(conversation: Conversation, sig: Signals) -> Answer:
 
 
 def _licence_filter(licence: str | None, others: tuple[str, ...] = ()) -> SearchFilters | None:
-    """The licence's own documents plus the general telecom ones (tagged `vats`); the network
-    culture licence follows other rules, so it gets its own documents only. A VATS licence not
-    said more precisely ("our value-added telecom permit") may be any of them, so every telecom
-    licence's documents stay in: the remedies for the outline's causes are in the call-centre
-    documents, and the general ones alone cited the refusal overview for a data leak."""
+    """The documents of every licence the user holds ("我们的IDC和CDN证": both) plus the general
+    telecom ones (tagged `vats`). The network culture licence alone follows other rules, so it gets
+    its own documents only. A VATS licence not said more precisely ("our value-added telecom
+    permit") may be any of them, so every telecom licence's documents stay in: the remedies for the
+    outline's causes are in the call-centre documents, and the general ones alone cited the refusal
+    overview for a data leak."""
     if licence is None:
         return None
-    if others:  # "我们的IDC和CDN证": each licence's documents and the general ones
-        return SearchFilters(licences=tuple(dict.fromkeys((licence, *others, "vats"))))
-    if licence == "network-culture":
-        return SearchFilters(licences=(licence,))
-    if licence == GENERIC_LICENCE:
-        return SearchFilters(licences=tuple(lid for lid in load_vocabulary().licences if lid != "network-culture"))
-    return SearchFilters(licences=tuple(dict.fromkeys((licence, "vats"))))
+    held = (licence, *others)
+    if held == (GENERIC_LICENCE,):
+        held = tuple(lid for lid in load_vocabulary().licences if lid != "network-culture")
+    if held == ("network-culture",):
+        return SearchFilters(licences=held)
+    return SearchFilters(licences=tuple(dict.fromkeys((*held, "vats"))))
 
 
 def _short_name(licence: str | None) -> str:

@@ -89,11 +89,12 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     past_clauses = _past_clauses(text, clauses)
     applied = _applied(text, clauses)
 
-    chosen = _choose_date(text, today, clauses, past_clauses, expired_at is not None)
+    dates = _candidates(text, today, clauses, past_clauses)
+    chosen = _choose_date(text, dates, today, clauses, expired_at is not None)
     if chosen is not None and chosen.value is None:
         chosen = None  # "2027年2月30日到期": the user meant a date, but not a real one
     issued_on = None
-    if chosen is None and (issued := _issue_date(text, today, clauses, past_clauses, licence is not None)) is not None:
+    if chosen is None and (issued := _issue_date(text, dates, today, clauses, licence is not None)) is not None:
         issued_on = issued.value
         chosen = replace(issued, value=expiry_from_issue(issued_on, licence), precision=ISSUED)
 
@@ -366,11 +367,12 @@ _HYPOTHETICAL = re.compile(
 _QUESTION_AFTER = re.compile(r" ?了? ?(?:吗|嘛|么|没有? ?(?:[?呢啊]|$))")
 
 
-_ASSERT_WINDOW = 20  # characters before an expiry word searched for doubt or negation
+_ASSERT_WINDOW = 20  # characters before an expiry or refusal word searched for doubt or negation
 
 
-def _asserts_expiry(text: str, clauses: _Clauses, start: int, end: int) -> bool:
-    """True when an expiry word at [start, end) states a fact, not a future, question or doubt."""
+def _asserted(text: str, clauses: _Clauses, start: int, end: int) -> bool:
+    """True when the word at [start, end) (an expiry or a refusal) states a fact, not a future,
+    a question or a doubt."""
     prefix = clauses.prefix(start)[-_ASSERT_WINDOW:]
     if _NOT_YET.search(prefix) or _HYPOTHETICAL.search(prefix) or _NEGATOR.search(prefix[-4:]):
         return False
@@ -389,7 +391,7 @@ def _expired_keyword(text: str, clauses: _Clauses, keywords: list[tuple[int, int
     """Position of the first `expired` keyword the user asserts (已经过期, 过期了, 失效, …) of the
     licence, not of a contract, a filing or another document named right before it."""
     for s, e, cid in keywords:
-        if cid == EXPIRED and _asserts_expiry(text, clauses, s, e) and not _OTHER_SUBJECT.search(text, clauses.start(s), s):
+        if cid == EXPIRED and _asserted(text, clauses, s, e) and not _OTHER_SUBJECT.search(text, clauses.start(s), s):
             return s
     return None
 
@@ -402,7 +404,7 @@ _PAST = re.compile(
 
 
 def _past_clauses(text: str, clauses: _Clauses) -> set[int]:
-    return {clauses.of(p.start()) for p in _PAST.finditer(text) if _asserts_expiry(text, clauses, p.start(), p.end())}
+    return {clauses.of(p.start()) for p in _PAST.finditer(text) if _asserted(text, clauses, p.start(), p.end())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,7 +456,7 @@ def _refusal_stated(text: str, clauses: _Clauses, m: re.Match[str]) -> bool:
     refused"), not a fear, a question, hearsay or a general point ("怎么避免被驳回", "会不会被拒",
     "被驳回的常见原因有哪些")."""
     prefix = clauses.prefix(m.start())[-_ASSERT_WINDOW:]
-    if _REFUSAL_DOUBT.search(prefix) or _NOT_REFUSED.search(prefix) or not _asserts_expiry(text, clauses, m.start(), m.end()):
+    if _REFUSAL_DOUBT.search(prefix) or _NOT_REFUSED.search(prefix) or not _asserted(text, clauses, m.start(), m.end()):
         return False
     return not _REFUSAL_GENERAL_AFTER.match(text, m.end())
 
@@ -824,8 +826,9 @@ _EXPIRY_CUE = re.compile(r"到期|届满|期满|过期|失效|有效期|截止|�
 # A date directly followed by another event's verb is that event's date ("去年12月提交的申请").
 _OTHER_EVENT_AFTER = re.compile(
     r" ?(?:的|就|才|被|已经|已|我们|我|公司|左右)? ?(?:前|之前|以前)? ?(?:要|得|需要|必须)? ?"
-    r"(?:起|开始|生效|提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|下证|下的证|发证|发的|颁发|签发|"
-    r"取得|拿到|拿证|获得|成立|注册|变更|办的|办理|交的|交了|通知|批的|批准|批下来|开会|补正|整改|年报|报送)"
+    r"(?:起|开始|生效|提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|下证|下的证|下的|下来的|发证|发的|发放|"
+    r"颁发|签发|取得|拿到|拿证|拿的|领证|领的|领到|获得|成立|注册|变更|办的|办理|交的|交了|通知|批的|批准|批下来|开会|"
+    r"补正|整改|年报|报送)"
 )
 _OTHER_EVENT = re.compile(
     r"提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|通知|下证|发证|颁发|签发|取得|拿到|拿证|获得|成立|"
@@ -848,11 +851,10 @@ _RENEWED_BEFORE = re.compile(r"续过|续了|延续过|换过证|换了证|续�
 
 
 def _issue_date(
-    text: str, today: date, clauses: _Clauses, past_clauses: set[int], names_licence: bool
+    text: str, dates: list[_Candidate], today: date, clauses: _Clauses, names_licence: bool
 ) -> _Candidate | None:
     """The issue date, when it is the message's only date, is said of the licence, and no earlier
     renewal is mentioned (a renewed licence's term runs from the renewal, whose date is unknown)."""
-    dates = _candidates(text, today, clauses, past_clauses)
     if len(dates) != 1 or dates[0].value is None or dates[0].value > today or _RENEWED_BEFORE.search(text):
         return None
     c = dates[0]
@@ -890,10 +892,9 @@ def _cue_distance(c: _Candidate, text: str, clauses: _Clauses) -> int | None:
 
 
 def _choose_date(
-    text: str, today: date, clauses: _Clauses, past_clauses: set[int], says_expired: bool
+    text: str, all_dates: list[_Candidate], today: date, clauses: _Clauses, says_expired: bool
 ) -> _Candidate | None:
-    all_dates = _candidates(text, today, clauses, past_clauses)
-    candidates = [c for c in all_dates if not (_OTHER_EVENT_AFTER.match(text, c.end) or _ISSUED_AFTER.match(text, c.end))]
+    candidates = [c for c in all_dates if not _OTHER_EVENT_AFTER.match(text, c.end)]
     if not candidates:
         return None
     cued = [(d, c) for c in candidates if (d := _cue_distance(c, text, clauses)) is not None]
