@@ -75,11 +75,11 @@ class Settings:
     bm25_weight: float = 1.0
     candidates: int = 50
     # Dense index: exact inner product up to this many vectors, HNSW above it. Measured by `kb bench`
-    # (2 cores, 384 dim, 2026-11-29): exact search takes 0.94 ms at 10k vectors, 2.0 ms at 25k, 3.9 ms
-    # at 50k and 13.6 ms at 100k; HNSW (M 32, efSearch 128) 0.67 ms at 100k with recall@10 0.996.
+    # (2 cores, 384 dim, 2026-11-30): exact search takes 0.94 ms at 10k vectors, 1.98 ms at 25k, 6.9
+    # ms at 50k and 15.2 ms at 100k; HNSW (M 32, efSearch 128) 0.67 ms at 100k with recall@10 0.996.
     # HNSW has no incremental build: every rebuild pays for it (3.9 s of the 5.2 s incremental build
     # of the 1,000-document benchmark corpus, 21,314 entries, at the old limit of 20k). Up to 30k the
-    # exact index costs at most ~2.5 ms of a ~18 ms query, stays exact, and rebuilds in milliseconds.
+    # exact index costs at most ~2.5 ms of a ~19 ms query, stays exact, and rebuilds in milliseconds.
     exact_max_vectors: int = 30_000
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
