@@ -45,7 +45,7 @@ _ABOUT = r"(?:(?:about|around|roughly|approximately|nearly|almost|just|only|less
 # Absolute dates first (longest forms first), then relative ones.
 _DMY = re.compile(rf"\b{_DAY} (?:of )?{_MONTH},? {_YEAR}\b")
 _MDY = re.compile(rf"\b{_MONTH} {_DAY},? {_YEAR}\b")
-_MY = re.compile(rf"\b{_MONTH},? {_YEAR}\b")
+_MY = re.compile(rf"\b(?:(?P<pre>early|late|mid|(?:the )?end of)[ -])?{_MONTH},? {_YEAR}\b")
 _DM = re.compile(rf"\b{_DAY} (?:of )?{_MONTH_NOT_MAY}\b")
 _MD = re.compile(rf"\b{_MONTH_NOT_MAY} {_DAY}\b(?!,? [0-9])")
 _MONTH_ONLY = re.compile(
@@ -103,19 +103,21 @@ def _number(token: str) -> int:
     return int(token) if token.isdigit() else _NUMBERS[token]
 
 
+_PART_OF_MONTH = {"early": "初", "mid": "中旬", "late": "下旬", "end of": "底", "the end of": "底"}
+
+
 def _ymd(m: re.Match[str]) -> str:
     groups = m.groupdict()
     text = f"{groups['y']}年" if groups.get("y") else ""
     text += f"{_MONTHS[groups['mon']]}月"
     if groups.get("d"):
         text += f"{int(groups['d'])}日"
-    return text
+    return text + _PART_OF_MONTH.get(groups.get("pre") or "", "")  # "end of February 2027" -> 2027年2月底
 
 
 def _month_only(m: re.Match[str]) -> str:
     month = _MONTHS[m.group("mon") or m.group("mon2")]
-    part = {"early": "初", "mid": "中旬", "late": "下旬", "end of": "底", "the end of": "底"}.get(m.group("pre") or "", "")
-    return f"{month}月{part}"
+    return f"{month}月{_PART_OF_MONTH.get(m.group('pre') or '', '')}"
 
 
 def _span(m: re.Match[str], template: str) -> str:

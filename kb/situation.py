@@ -418,6 +418,9 @@ def _past_clauses(text: str, clauses: _Clauses) -> set[int]:
 _APPLIED = re.compile(
     r"(?:提交|递交|交|报送)(?:了|过|(?P<de>的)) ?(?:续期|延续|续证)?申请(?! ?(?:以后|之后|后))"
     r"|(?:续期|延续|续证)申请[^,;!?。]{0,10}?(?:已经|已|早就)[^,;!?。]{0,8}?(?:提交|递交|交)"
+    # "交了续期", "续期申请交上去快一个月了" (not 交了续期费, 交了续期以后…, 把续期申请交上去, 续期交上去一般…)
+    r"|(?:提交|递交|交)(?:了|过|上去了|(?P<de2>的)) ?(?:续期|延续|续证)(?!费|申请)(?! ?(?:以后|之后|后))"
+    r"|(?<!把)(?:续期|延续|续证)(?:申请|材料)?(?:交上去|提交上去|递上去|报上去)(?=了(?!以后|之后|后)|快|都|已经|有)"
     r"|(?:已经|已)(?:受理|提交|递交)"
     r"|(?:还在|正在|仍在|仍然在|一直在)(?:审批|审核|审查|审)|(?:审批|审核|审查)中"
     r"|还(?:没有?|未)(?:批下来|审下来|出结果|给结果|作出决定|做出决定|批复)"
@@ -470,6 +473,8 @@ def _applied(text: str, clauses: _Clauses) -> bool | None:
     for m in _APPLIED.finditer(text):
         prefix = clauses.prefix(m.start())
         if m.group("de") and not _FIRST_PERSON.search(prefix):
+            continue
+        if m.group("de2") and not _FIRST_PERSON.search(text, 0, m.start()):  # "我们的证1月到期，12月10号交的续期"
             continue
         window = prefix[-12:]
         if not (_HYPOTHETICAL.search(window) or _NOT_FILED.search(window)):
@@ -572,7 +577,8 @@ _REL_DAY = {"大前天": -3, "前天": -2, "昨天": -1, "今天": 0, "今日": 
 _PART_DAY = {"初": 1, "上旬": 1, "中旬": 11, "下旬": 21}
 
 _ISO = re.compile(
-    r"(?<![0-9./-])(?P<y>[0-9]{4}) ?(?P<sep>[-/.]) ?(?P<m>[0-9]{1,2})"
+    # not inside a longer number, but after a range's dash ("2022.03.15-2027.03.14")
+    r"(?:(?<![0-9./-])|(?<=[0-9][-~])|(?<=[0-9] [-~] ))(?P<y>[0-9]{4}) ?(?P<sep>[-/.]) ?(?P<m>[0-9]{1,2})"
     r"(?: ?(?P=sep) ?(?P<d>[0-9]{1,2}))?(?![0-9])(?: ?[日号])?"
 )
 _YMD = re.compile(
@@ -580,6 +586,9 @@ _YMD = re.compile(
     rf"{_MON} ?月份? ?{_DAYPART}?"
 )
 _YEAR_END = re.compile(rf"{_NB}(?P<y>[0-9]{{4}}|[0-9]{{2}}|[零〇○一二三四五六七八九]{{4}}) ?年 ?(?:年底|年末|底|末)")
+# The start of a year, as its first day (conservative, as for month parts): "2027年初", "明年年头".
+_YEAR_START = re.compile(rf"{_NB}(?P<y>[0-9]{{4}}|[0-9]{{2}}|[零〇○一二三四五六七八九]{{4}}) ?年 ?(?:年初|年头|初|头)(?![0-9{_CN}个])")
+_REL_YEAR_START = re.compile(rf"(?P<ry>前年|去年|今年|本年|明年|后年) ?(?:年初|年头|初)(?![0-9{_CN}个])")
 _REL_YMD = re.compile(rf"(?P<ry>前年|去年|今年|本年|明年|后年) ?(?:的)? ?{_MON} ?月份? ?{_DAYPART}?")
 _REL_YEAR_END = re.compile(
     r"(?P<ry>前年|去年|今年|本年|明年|后年) ?(?:年底|年末|底|末)|(?<![0-9〇○零一二三四五六七八九])(?:年底|年末)"
@@ -717,6 +726,14 @@ def _build_year_end(m: re.Match[str], today: date, past: bool) -> tuple[date, st
     return date(_valid_year(_year(m.group("y"))), 12, 31), "month"
 
 
+def _build_year_start(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return date(_valid_year(_year(m.group("y"))), 1, 1), "month"
+
+
+def _build_rel_year_start(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
+    return date(today.year + _REL_YEAR[m.group("ry")], 1, 1), "month"
+
+
 def _build_rel_ymd(m: re.Match[str], today: date, past: bool) -> tuple[date, str]:
     return _day_in_month(today.year + _REL_YEAR[m.group("ry")], _month_of(m), m)
 
@@ -764,8 +781,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Builder], ...] = (
     (_ISO, _build_iso),
     (_YMD, _build_ymd),
     (_YEAR_END, _build_year_end),
+    (_YEAR_START, _build_year_start),
     (_REL_YMD, _build_rel_ymd),
     (_REL_YEAR_END, _build_rel_year_end),
+    (_REL_YEAR_START, _build_rel_year_start),
     (_REL_MONTH_RE, _build_rel_month),
     (_MONTH_END, _build_month_end),
     (_MD, _build_md),
@@ -824,15 +843,18 @@ def _candidates(text: str, today: date, clauses: _Clauses, past_clauses: set[int
 
 _EXPIRY_CUE = re.compile(r"到期|届满|期满|过期|失效|有效期|截止|逾期|超期")
 # A date directly followed by another event's verb is that event's date ("去年12月提交的申请").
+# The event may name what it happened to first ("上个月续期被退回", "去年12月申请材料交上去").
 _OTHER_EVENT_AFTER = re.compile(
-    r" ?(?:的|就|才|被|已经|已|我们|我|公司|左右)? ?(?:前|之前|以前)? ?(?:要|得|需要|必须)? ?"
+    r" ?(?:的|就|才|被|已经|已|我们|我|公司|左右)? ?"
+    r"(?:(?:续期|续证|续办|续牌|延续)?(?:申请|材料)?(?:又|也|就|才|已经|已|被|给)? ?)?"
+    r"(?:前|之前|以前)? ?(?:要|得|需要|必须)? ?"
     r"(?:起|开始|生效|提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|下证|下的证|下的|下来的|发证|发的|发放|"
-    r"颁发|签发|取得|拿到|拿证|拿的|领证|领的|领到|获得|成立|注册|变更|办的|办理|交的|交了|通知|批的|批准|批下来|开会|"
-    r"补正|整改|年报|报送)"
+    r"颁发|签发|取得|拿到|拿证|拿的|领证|领的|领到|获得|成立|注册|变更|办的|办理|交的|交了|交上|通知|批的|批准|批下来|开会|"
+    r"补正|整改|年报|报送|退回|打回|被拒|拒了|没通过|未通过|没批)"
 )
 _OTHER_EVENT = re.compile(
     r"提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|通知|下证|发证|颁发|签发|取得|拿到|拿证|获得|成立|"
-    r"注册|变更|年报|开会|会议|补正|整改|处罚|约谈|面谈|上报|办理|去办|打电话|来电|批准|报送"
+    r"注册|变更|年报|开会|会议|补正|整改|处罚|约谈|面谈|上报|办理|去办|打电话|来电|批准|报送|退回|打回|被拒|没通过|未通过"
 )
 _RANGE_END_BEFORE = re.compile(r"(?:至|到|~|—|-|－) ?$")
 _ABOUT_RENEWAL = re.compile(r"续期|续证|续办|延续|换证|许可|有效期|到期|过期|届满|失效|证(?!明)")
@@ -884,9 +906,11 @@ def _cue_distance(c: _Candidate, text: str, clauses: _Clauses) -> int | None:
             distances.append(cue.start() - c.end)
         else:
             distances.append(0)
+    range_end = _RANGE_END_BEFORE.search(text, lo, c.start)
     if not distances:
-        return None
-    if _RANGE_END_BEFORE.search(text, lo, c.start):
+        # "证是2022年3月15日到2027年3月14日": a range said of the licence ends at its expiry
+        return 0 if range_end and _ABOUT_RENEWAL.search(text, lo, hi) else None
+    if range_end:
         return 0  # "有效期2022年3月15日至2027年3月15日": the range end is the expiry
     return min(distances)
 

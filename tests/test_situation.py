@@ -101,6 +101,13 @@ DATE_CASES = [
     ("下个星期一证就到期了", D(2026, 11, 30), "day"),
     ("大后天到期", D(2026, 12, 1), "day"),
     ("27年底到期", D(2027, 12, 31), "month"),
+    # The start of a year counts from its first day, as a month part does
+    ("ICP证明年年初到期", D(2027, 1, 1), "month"),
+    ("咱们B25牌照2027年头到期", D(2027, 1, 1), "month"),
+    # A validity range copied from the certificate ends at the expiry, with or without 有效期
+    ("有效期：2022.03.15-2027.03.14", D(2027, 3, 14), "day"),
+    ("许可证 2022/3/15 - 2027/3/14", D(2027, 3, 14), "day"),
+    ("证是2022年3月15日到2027年3月14日", D(2027, 3, 14), "day"),
     # 超过 is not 过 (in a while): expired more than three months ago
     ("证已经过期超过三个月了", D(2026, 8, 28), "approximate"),
 ]
@@ -125,7 +132,11 @@ NO_DATE_CASES = [
     "2月30号到期",
     "我们3月15号提交了续期申请",
     "去年12月提交的申请，今年1月被驳回",
+    "上个月续期被退回，说营业执照经营范围跟许可的业务对不上",  # the refusal's date, not the expiry's
+    "上周续期申请被驳回了",
     "证已经过期了，下个月10号去办新的",
+    "3月1日到3月5日安排员工培训",  # a range that is not the licence's
+    "区号电话0755-2027-1234",
     "B24证明年到期",
     "有效期5年",
     "还有二十八天",  # a span with nothing about a licence or its expiry
@@ -411,6 +422,8 @@ ENGLISH_CASES = [
     ("We may display ads on our website", None, (), None, None),
     ("This may matter: our EDI licence expires soon", "edi", (), None, None),
     ("Our SP licence expires in May", "sp", (), D(2027, 5, 1), "month"),
+    # The part of a month said with its year ("end of February 2027" is the 28th, as 2027年2月底).
+    ("Our ICP licence expires at the end of February 2027", "icp", (), D(2027, 2, 28), "month"),
 ]
 
 
@@ -433,6 +446,13 @@ def test_english_message(message: str, licence: str | None, causes: tuple[str, .
         ("ICP证下个月到期，续期还在审批中", True),
         ("证快到期了，管局还没批下来", True),
         ("Our renewal is still pending and the licence expires next week", True),
+        ("我们EDI证2027年2月到期，去年12月份已经交了续期，到现在还没消息", True),  # 续期 alone, for the application
+        ("我们的证1月份到期，12月10号交的续期，会不会来不及", True),
+        ("续期申请交上去快一个月了，一点消息都没有", True),
+        ("续期交上去一般多久出结果？", None),  # the process, not the user's application
+        ("我们的ICP证明年6月30号到期，最晚哪天之前要把续期申请交上去？", None),
+        ("代办说没事，先把续期报上去再说，这样行吗？", None),
+        ("如果交了续期费会怎样", None),
         ("现在审批很慢吗", None),
         ("申请人提交的延续申请材料不齐全时，审批机关是否须一次性告知", None),  # a general question
         ("续证没批下来，打算重新申请", None),  # 没批下来 without 还: as often a refusal

@@ -20,6 +20,10 @@ def test_stopwords_dropped_but_rule_words_kept(tok: Tokenizer):
     assert "的" not in tokens and "呢" not in tokens and "我们" not in tokens
     for word in ("必须", "规定", "要求"):
         assert word in tokens
+    # Question frames users wrap a question in carry no topic: a passage does not have to match
+    # them, so they no longer lower a question's coverage (and its confidence).
+    frames = tok.tokens("是不是要交满三个月才能续，到底能不能续，有没有宽限期")
+    assert not {"是不是", "才能", "到底", "能不能", "有没有"} & set(frames) and "宽限期" in frames
 
 
 def test_traditional_and_fullwidth_are_normalised(tok: Tokenizer):
