@@ -80,6 +80,7 @@ class Answer:
             "situation": {
                 "licence": s.licence,
                 "causes": list(s.causes),
+                "asked": list(s.asked),
                 "expires_on": s.expires_on.isoformat() if s.expires_on else None,
                 "date_precision": s.date_precision,
                 "issued_on": s.issued_on.isoformat() if s.issued_on else None,
@@ -282,7 +283,8 @@ def retrieve(kb: KnowledgeBase, text: str, situation: Situation, raw_hits: list[
         hits = pick(kb.search(query, 5, filters=topical), CAUSE_HITS)
         if not hits:
             hits = pick(kb.search(query, 5, filters=filters), CAUSE_HITS)
-        groups.append(Group(cause.label, query, hits))
+        label = vocabulary.cause_subject(cause_id) if cause_id in situation.asked else cause.label
+        groups.append(Group(label, query, hits))
 
     if situation.applied:
         # An application already in: what an on-time application means (deemed approval when no

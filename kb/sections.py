@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kb.deadlines import EXPIRED, ON_TIME, Deadline, format_date, load_rules, status_advice
-from kb.situation import Situation
+from kb.situation import Situation, stated_causes
 from kb.types import Hit
 from kb.vocabulary import Vocabulary
 
@@ -108,7 +108,8 @@ def licence_label(situation: Situation, vocabulary: Vocabulary) -> str | None:
 
 def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
     """Plain-text facts as understood (also given to the generator)."""
-    causes = "、".join(vocabulary.cause_label(c) for c in situation.causes if c in vocabulary.causes)
+    causes = "、".join(vocabulary.cause_label(c) for c in stated_causes(situation) if c in vocabulary.causes)
+    asked = "、".join(vocabulary.cause_subject(c) for c in situation.asked if c in vocabulary.causes)
     if situation.expires_on is None:
         expiry = "未说明"
     elif situation.date_precision == "day":
@@ -125,6 +126,8 @@ def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
         f"遇到的问题：{causes or ('暂无，提前准备续期' if situation.preparing else '未说明')}",
         f"有效期届满日：{expiry}",
     ]
+    if asked:
+        lines.insert(2, f"您问到：{asked}")
     if situation.applied:
         lines.append("续期申请：您说已经提交，尚未收到结果")
     elif situation.applied is False:
@@ -199,7 +202,7 @@ def follow_up_questions(situation: Situation) -> tuple[str, ...]:
         questions.append("您的是哪一种许可证？例如呼叫中心（B24）、ICP（B25）、EDI（B21）、IDC/CDN/ISP、SP，或网络文化经营许可证。")
     elif situation.licence == "vats":
         questions.append("您的增值电信业务经营许可证具体是哪类业务（呼叫中心、ICP、EDI、IDC……）？不同业务的补救要点不同。")
-    if not situation.causes and not situation.preparing:
+    if not stated_causes(situation) and not situation.preparing:
         questions.append(
             "续期遇到了什么问题？如果被驳回或要求补正，通知里写的原因是什么（如材料不齐、人员资质、营销外呼投诉、"
             "数据安全、公司变更、年报、许可条件）？如果只是提前准备，也请告诉我。"

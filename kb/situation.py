@@ -44,6 +44,9 @@ EXPIRED = "expired"  # the cause id that the date arithmetic can also establish
 class Situation:
     licence: str | None = None  # licence id from vocabulary.yaml, None when not said
     causes: tuple[str, ...] = ()  # cause ids from vocabulary.yaml `causes`, in order of mention
+    # Those of `causes` the user only asks about, with nothing said to be wrong ("需要准备哪些材料",
+    # "社保要交几个人"): searched like the others, but not shown as the user's problem.
+    asked: tuple[str, ...] = ()
     expires_on: date | None = None  # expiry date of the licence, only when the user gave one
     # "day" | "month" | "approximate" (relative spans) | "issued" (worked out from the issue date)
     date_precision: str | None = None
@@ -64,6 +67,11 @@ class Situation:
 
 
 ISSUED = "issued"
+
+
+def stated_causes(situation: Situation) -> tuple[str, ...]:
+    """The causes the user says are their problem (not only asked about)."""
+    return tuple(c for c in situation.causes if c not in situation.asked)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,14 +121,16 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     for _, cause in sorted(mentions, key=lambda m: m[0]):
         if cause not in causes:
             causes.append(cause)
+    asked = tuple(c for c in causes if c != EXPIRED) if _only_asks(text) else ()
 
-    preparing = not causes and applied is not False and bool(_PREPARING.search(text))
+    preparing = len(causes) == len(asked) and applied is not False and bool(_PREPARING.search(text))
     if chosen is None:
-        return Situation(licence=licence, causes=tuple(causes), applied=applied, preparing=preparing,
+        return Situation(licence=licence, causes=tuple(causes), asked=asked, applied=applied, preparing=preparing,
                          other_licences=other_licences)
     return Situation(
         licence=licence,
         causes=tuple(causes),
+        asked=asked,
         expires_on=chosen.value,
         date_precision=chosen.precision,
         date_text=said.get(chosen.text, chosen.text),
@@ -156,10 +166,13 @@ def merge(previous: Situation, update: Situation) -> Situation:
     if update.expires_on is not None and EXPIRED not in update.causes:
         old_causes = tuple(c for c in old_causes if c != EXPIRED)
     causes = old_causes + tuple(c for c in update.causes if c not in old_causes)
+    # A cause is only asked about until a turn says it is the problem.
+    stated = set(stated_causes(previous)) | set(stated_causes(update))
+    asked = tuple(c for c in causes if c not in stated)
 
     applied = previous.applied if update.applied is None else update.applied  # "后来被驳回了" ends it
-    preparing = (previous.preparing or update.preparing) and not causes and applied is not False
-    merged = replace(previous, licence=licence, causes=causes, applied=applied, preparing=preparing,
+    preparing = (previous.preparing or update.preparing) and len(asked) == len(causes) and applied is not False
+    merged = replace(previous, licence=licence, causes=causes, asked=asked, applied=applied, preparing=preparing,
                      other_licences=other_licences)
     if update.expires_on is not None:
         merged = replace(
@@ -348,6 +361,27 @@ def _compared_with(text: str, start: int, end: int) -> bool:
 # --------------------------------------------------------------------------------------------
 # Causes
 # --------------------------------------------------------------------------------------------
+
+
+# A message that asks about causes' subjects and says nothing is wrong ("需要准备哪些材料",
+# "社保要交几个人", "年报怎么报", "How many staff need social insurance?"): the user asks about
+# those parts of the renewal; they are not the user's problems. Any problem word or completed
+# event in the message ("材料不齐", "年报漏报了", "我们换了股东", "公司去年减资了") makes them so.
+_ASKING = re.compile(
+    r"[?？]|吗|呢|哪些|哪个|什么|啥|怎么|怎样|如何|多少|几个|几人|几年|是否|要不要|需不需要|能不能|可不可以|会不会|有没有"
+    r"|\b(?:what|which|how|do|does|is|are|can|should|must)\b"
+)
+_QUESTION_FRAMES = re.compile(r"有没有|是不是|要不要|需不需要|能不能|可不可以|会不会|够不够|对不对|行不行|了解")
+_PROBLEM_CUE = re.compile(
+    r"了|不齐|不全|不完整|不够|不足|缺|少了|减|没|未|问题|错|不合规|不符合|不达标|不一致|不一样|不对|不行|退回|驳回|被拒|拒|"
+    r"投诉|泄露|罚|漏|忘|变|换|改|调整|搬|断|只有|就[0-9一二两三四五六七八九十]|不到|过期|指出|被|因为|由于|原因|卡|失败|不过|过不了"
+    r"|\b(?:missing|lack\w*|incomplete|insufficient|not|no|never|without|refused|rejected|fined|complain\w*|leak\w*"
+    r"|changed|because|didn't|wasn't|weren't|failed|moved|cut|replac\w*|rais\w*|reduc\w*|appears?|listed|added|sold)\b"
+)
+
+
+def _only_asks(text: str) -> bool:
+    return bool(_ASKING.search(text)) and not _PROBLEM_CUE.search(_QUESTION_FRAMES.sub("", text))
 
 
 def _find_causes(text: str, clauses: _Clauses, keywords: list[tuple[int, int, str]]) -> list[tuple[int, str]]:

@@ -67,6 +67,11 @@ class Vocabulary:
     def topic_label(self, topic_id: str) -> str:
         return self.topics[topic_id]
 
+    def cause_subject(self, cause_id: str) -> str:
+        """What a cause is about, not what went wrong ("申请材料" for 申请材料不齐或不合规): for a
+        user who only asks about it."""
+        return self.topics[self.causes[cause_id].topics[0]]
+
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
     if value is None:

@@ -117,7 +117,7 @@ def test_two_licences_named_together_both_get_their_documents(real_kb):
 def test_json_shape(real_kb):
     data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
-    assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "expires_on": "2027-03-15",
+    assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "asked": [], "expires_on": "2027-03-15",
                                  "date_precision": "day", "issued_on": None, "applied": False,
                                  "preparing": False, "other_licences": []}  # refused
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"

@@ -92,3 +92,10 @@ def test_ask_without_conversation_is_a_single_turn(real_kb):
     a = real_kb.ask("ICP证明年3月15日到期", today=TODAY)
     b = real_kb.ask("是因为材料问题", today=TODAY)
     assert a.situation.licence == "icp" and b.situation.licence is None
+
+
+def test_a_question_about_materials_is_not_shown_as_a_materials_problem(real_kb):
+    answer = real_kb.ask("文网文续期需要准备哪些材料", Conversation(), today=TODAY)
+    assert "遇到的问题：未说明" in answer.markdown and "您问到：申请材料" in answer.markdown
+    assert "申请材料不齐或不合规" not in answer.markdown
+    assert any("遇到了什么问题" in q for q in answer.follow_up)  # still asked: nothing said went wrong

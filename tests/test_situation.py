@@ -206,6 +206,39 @@ def test_preparing_ends_with_a_cause_or_a_refusal() -> None:
     assert not s.preparing and s.causes == ("materials",) and s.applied is False
 
 
+@pytest.mark.parametrize(
+    ("message", "causes", "asked"),
+    [
+        # Asking about a cause's subject is not having that problem ...
+        ("需要准备哪些材料", ("materials",), ("materials",)),
+        ("社保要交几个人", ("staff",), ("staff",)),
+        ("年报怎么报", ("annual-report",), ("annual-report",)),
+        ("How many staff need social insurance?", ("staff",), ("staff",)),
+        ("我想了解一下续期要准备哪些材料", ("materials",), ("materials",)),
+        # ... but any problem word or completed event makes it the user's problem.
+        ("材料不齐被退回，怎么办", ("materials",), ()),
+        ("年报漏报了会影响续期吗", ("annual-report",), ()),
+        ("我们换了股东，续期要注意什么", ("company-changes",), ()),
+        ("公司去年减资了，会影响续证吗", ("company-changes",), ()),
+        ("Our staff lack certificates. What now?", ("staff",), ()),
+        ("呼叫中心证续期被驳回了，说材料不齐", ("materials",), ()),  # a statement, not a question
+    ],
+)
+def test_a_cause_only_asked_about_is_not_the_users_problem(message: str, causes: tuple[str, ...],
+                                                          asked: tuple[str, ...]) -> None:
+    s = extract(message, TODAY)
+    assert (s.causes, s.asked) == (causes, asked)
+
+
+def test_a_cause_asked_about_becomes_the_problem_once_a_turn_says_so() -> None:
+    asked = extract("只是提前准备，需要准备哪些材料", TODAY)
+    assert asked.preparing and asked.asked == ("materials",)  # asking does not end preparing
+    s = merge(asked, extract("管局刚把材料退回来了，说不齐", TODAY))
+    assert s.causes == ("materials",) and s.asked == () and not s.preparing
+    s = merge(s, extract("材料要准备哪些", TODAY))
+    assert s.asked == ()  # once stated, asking again does not take it back
+
+
 @pytest.mark.parametrize("message", NO_DATE_CASES)
 def test_no_date_is_invented(message: str) -> None:
     s = extract(message, TODAY)
