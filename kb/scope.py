@@ -9,8 +9,9 @@ term). So the decision combines confidence with words (kb/data/scope.yaml):
      names 身份证 as a renewal material), or call-centre operations or a telecom consumer matter
      with no word about the licence ("呼叫中心坐席怎么排班", "宽带断网了")   -> off-topic;
   2. an anchor word (续期, 许可证, 管局, licence, …) or one of our licence names      -> on-topic;
-  3. in a conversation that already has a situation, a cause or an expiry date in the message
-     ("是因为材料问题", "还有两个月到期")               -> on-topic (a follow-up);
+  3. in a conversation that already has a situation, a cause, an expiry date or a word about the
+     deadline in the message ("是因为材料问题", "还有两个月到期", "那要是过期了呢", "要是来不及怎么办")
+                                                       -> on-topic (a follow-up);
   4. otherwise on-topic only when the best passage's confidence >= `min_confidence` (in a
      conversation that already has a situation, `context_min_confidence`).
 
@@ -47,6 +48,7 @@ class Lexicon:
     unrelated: re.Pattern[str]  # call-centre operations, telecom consumer matters
     licensing: re.Pattern[str]  # with the domain words, keep a message with an `unrelated` word on-topic
     smalltalk: re.Pattern[str]
+    follow_up: re.Pattern[str]  # in a conversation about a licence: its deadline in the user's words
 
 
 def _compile(patterns: Any, key: str, path: Path, whole: bool = False) -> re.Pattern[str]:
@@ -75,6 +77,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         unrelated=_compile(data.get("unrelated"), "unrelated", path),
         licensing=_compile(data.get("licensing"), "licensing", path),
         smalltalk=_compile(data.get("smalltalk"), "smalltalk", path, whole=True),
+        follow_up=_compile(data.get("follow_up"), "follow_up", path),
     )
 
 
@@ -101,7 +104,7 @@ def signals(text: str, update: Situation, has_context: bool = False, lexicon: Le
         return Signals(True, "licence")
     if lexicon.anchors.search(norm) or lexicon.domain.search(norm):  # domain words are anchors too
         return Signals(True, "anchor")
-    if has_context and (update.causes or update.expires_on is not None):
+    if has_context and (update.causes or update.expires_on is not None or lexicon.follow_up.search(norm)):
         return Signals(True, "follow-up")
     return Signals(None, "confidence")
 

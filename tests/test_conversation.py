@@ -99,3 +99,14 @@ def test_a_question_about_materials_is_not_shown_as_a_materials_problem(real_kb)
     assert "遇到的问题：未说明" in answer.markdown and "您问到：申请材料" in answer.markdown
     assert "申请材料不齐或不合规" not in answer.markdown
     assert any("遇到了什么问题" in q for q in answer.follow_up)  # still asked: nothing said went wrong
+
+
+def test_a_deadline_worry_in_a_conversation_about_a_licence_is_answered(real_kb):
+    question = "要是来不及怎么办"  # no anchor word, no date, no cause; its best passage scores about 0.70
+    assert not real_kb.ask(question, Conversation(), today=TODAY).grounded
+    conv = Conversation()
+    real_kb.ask("文网文下个月15号到期，还没开始准备", conv, today=TODAY)
+    answer = real_kb.ask(question, conv, today=TODAY)
+    assert answer.grounded and answer.deadline is not None and answer.situation.licence == "network-culture"
+    assert real_kb.ask("那要是过期了呢", conv, today=TODAY).grounded
+    assert not real_kb.ask("推荐一家好吃的川菜馆", conv, today=TODAY).grounded
