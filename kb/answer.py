@@ -85,6 +85,8 @@ class Answer:
                 "date_precision": s.date_precision,
                 "issued_on": s.issued_on.isoformat() if s.issued_on else None,
                 "applied": s.applied,
+                "filed": {"earliest": s.filed.earliest.isoformat(), "latest": s.filed.latest.isoformat(),
+                          "text": s.filed.text} if s.filed else None,
                 "preparing": s.preparing,
                 "other_licences": list(s.other_licences),
             },

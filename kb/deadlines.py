@@ -159,6 +159,16 @@ class Deadline:
         }
 
 
+@dataclass(frozen=True)
+class Filed:
+    """When the user says they handed the application in: the earliest and latest day their words
+    allow ("9月就交了": 9月1日 to 9月30日; "12月10号交的": that day) and the words themselves."""
+
+    earliest: date
+    latest: date
+    text: str
+
+
 def expiry_from_issue(issued_on: date, licence: str | None, rules: RuleTable | None = None) -> date:
     """The expiry date a licence issued on `issued_on` would have: the day before the anniversary
     `validity_years` later (the earlier of the two dates certificates use, so the advice errs early)."""
@@ -209,10 +219,10 @@ def format_date(d: date) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def status_advice(deadline: Deadline, applied: bool | None = None) -> str:
+def status_advice(deadline: Deadline, applied: bool | None = None, filed: Filed | None = None) -> str:
     """Short, concrete Simplified-Chinese advice for the deadline's status. `applied`: True when
     the user says the renewal application is already in (and names no refusal), False when they
-    say it was refused, None when they said neither."""
+    say it was refused, None when they said neither; `filed`: when they say they handed it in."""
     rule = deadline.rule
     parts: list[str] = []
     if deadline.rule_assumed:
@@ -223,7 +233,7 @@ def status_advice(deadline: Deadline, applied: bool | None = None) -> str:
     apply_by, expires = format_date(deadline.apply_by), format_date(deadline.expires_on)
 
     if applied:
-        parts.append(_applied_advice(deadline, apply_by, expires))
+        parts.append(_applied_advice(deadline, apply_by, expires, filed))
     elif applied is False and deadline.status != EXPIRED:
         parts.append(_refused_advice(deadline, apply_by, expires))
     elif deadline.status == ON_TIME:
@@ -262,13 +272,38 @@ def status_advice(deadline: Deadline, applied: bool | None = None) -> str:
     return "".join(parts)
 
 
-def _applied_advice(deadline: Deadline, apply_by: str, expires: str) -> str:
-    """The advice once an application is in: whether it was on time decides everything, and only
-    the user knows the submission date, so both cases are stated (行政许可法第五十条: an on-time
-    application not decided before expiry is deemed approved)."""
+def _applied_advice(deadline: Deadline, apply_by: str, expires: str, filed: Filed | None = None) -> str:
+    """The advice once an application is in: whether it was on time decides everything. When the
+    user says when they filed, and the words settle it, that case is stated; otherwise both
+    (行政许可法第五十条: an on-time application not decided before expiry is deemed approved)."""
     rule = deadline.rule
     on_time = f"在{apply_by}（届满前{rule.lead_days}日）当天或之前提交的，属于按时申请"
     deemed = "发证机关应在到期前作出决定，到期仍未决定的，依《行政许可法》第五十条视为准予延续"
+    if deadline.status != ON_TIME and filed is not None:
+        said = f"您说续期申请是在“{filed.text}”提交的"
+        if filed.latest <= deadline.apply_by:
+            if deadline.status == EXPIRED:
+                days = (deadline.today - deadline.expires_on).days
+                return (
+                    f"{said}，早于最晚提交日{apply_by}（届满前{rule.lead_days}日），属于按时申请。许可证已于{expires}到期"
+                    f"（已过{days}天）：到期前没有作出决定的，依《行政许可法》第五十条视为准予延续。"
+                    f"请尽快向{rule.authority}确认许可证状态，并保留提交和受理记录。"
+                )
+            return (
+                f"{said}，早于最晚提交日{apply_by}（届满前{rule.lead_days}日），属于按时申请。许可证{expires}到期，"
+                f"{deemed}。请在系统中确认已受理，收到补正通知的按要求一次补齐，并保留提交和受理记录。"
+            )
+        if filed.earliest > deadline.apply_by:
+            if deadline.status == EXPIRED:
+                return (
+                    f"{said}，晚于最晚提交日{apply_by}，不属于按时申请；许可证已于{expires}到期，已经失效。"
+                    f"取得新证之前请暂停相应业务，并向{rule.authority}确认按新申请重新办理的要求。"
+                )
+            return (
+                f"{said}，晚于最晚提交日{apply_by}（届满前{rule.lead_days}日），不属于按时申请：到期前未获批准的，"
+                f"许可证到期即失效。请立即联系{rule.authority}问清这份申请能否受理、能否在{expires}前作出决定，"
+                "同时准备按新申请办理的材料。"
+            )
     if deadline.status == ON_TIME:
         return (
             f"您说已经提交了续期申请。许可证{expires}到期，现在提交仍早于最晚提交日{apply_by}，属于按时申请。"

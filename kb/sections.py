@@ -128,7 +128,9 @@ def situation_lines(situation: Situation, vocabulary: Vocabulary) -> list[str]:
     ]
     if asked:
         lines.insert(2, f"您问到：{asked}")
-    if situation.applied:
+    if situation.applied and situation.filed is not None:
+        lines.append(f"续期申请：您说已在“{situation.filed.text}”提交，尚未收到结果")
+    elif situation.applied:
         lines.append("续期申请：您说已经提交，尚未收到结果")
     elif situation.applied is False:
         lines.append("续期申请：您说已被驳回（或被退回）")
@@ -152,7 +154,7 @@ def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
         )
     # status_advice lists the upcoming milestones in one sentence ("建议节点：…。"); the answer
     # shows them as a list instead, so that sentence is cut here.
-    advice = _MILESTONE_SENTENCE.sub("", status_advice(deadline, situation.applied))
+    advice = _MILESTONE_SENTENCE.sub("", status_advice(deadline, situation.applied, situation.filed))
     if situation.issued_on is not None:
         # The expiry is worked out from the issue date: a licence renewed since has another one.
         advice = "以下按发证日期推算的到期日计算。" + advice

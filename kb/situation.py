@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 
-from kb.deadlines import expiry_from_issue
+from kb.deadlines import Filed, expiry_from_issue
 from kb.english import to_chinese_cues
 from kb.normalize import CN_DIGITS, HAN_CHAR, chinese_int, normalize
 from kb.tokenize import load_synonym_groups
@@ -55,6 +55,7 @@ class Situation:
     # then explains what an on-time application means instead of urging them to file); False: they
     # say it was refused; None: they said neither.
     applied: bool | None = None
+    filed: Filed | None = None  # when the application that is in was handed in, if the user says
     # The date the user says the licence was issued ("证是2022年1月10日发的"), when no expiry date
     # was given: expires_on is then worked out from it and the licence's validity (ISSUED).
     issued_on: date | None = None
@@ -124,9 +125,10 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     asked = tuple(c for c in causes if c != EXPIRED) if _only_asks(text) else ()
 
     preparing = len(causes) == len(asked) and applied is not False and bool(_PREPARING.search(text))
+    filed = _filing_date(text, dates, today, clauses, said) if applied else None
     if chosen is None:
-        return Situation(licence=licence, causes=tuple(causes), asked=asked, applied=applied, preparing=preparing,
-                         other_licences=other_licences)
+        return Situation(licence=licence, causes=tuple(causes), asked=asked, applied=applied, filed=filed,
+                         preparing=preparing, other_licences=other_licences)
     return Situation(
         licence=licence,
         causes=tuple(causes),
@@ -135,6 +137,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
         date_precision=chosen.precision,
         date_text=said.get(chosen.text, chosen.text),
         applied=applied,
+        filed=filed,
         issued_on=issued_on,
         preparing=preparing,
         other_licences=other_licences,
@@ -171,9 +174,10 @@ def merge(previous: Situation, update: Situation) -> Situation:
     asked = tuple(c for c in causes if c not in stated)
 
     applied = previous.applied if update.applied is None else update.applied  # "后来被驳回了" ends it
+    filed = (update.filed or previous.filed) if applied else None
     preparing = (previous.preparing or update.preparing) and len(asked) == len(causes) and applied is not False
-    merged = replace(previous, licence=licence, causes=causes, asked=asked, applied=applied, preparing=preparing,
-                     other_licences=other_licences)
+    merged = replace(previous, licence=licence, causes=causes, asked=asked, applied=applied, filed=filed,
+                     preparing=preparing, other_licences=other_licences)
     if update.expires_on is not None:
         merged = replace(
             merged,
@@ -904,6 +908,36 @@ _ISSUED_AFTER = re.compile(
 _ISSUED_BEFORE = re.compile(r"(?:发证|颁发|签发|取证|拿证|领证)(?:日期|时间|日)(?:是|为|:)? ?$")
 _LICENCE_WORD = re.compile(r"证(?!明)|许可|牌照|licen[cs]e")
 _RENEWED_BEFORE = re.compile(r"续过|续了|延续过|换过证|换了证|续期过|renewed")
+
+
+# The date an application was handed in: "我们9月就交了续期申请", "12月10号交的续期", "去年12月续期
+#申请交上去了", "we filed the renewal in September" (rewritten "we filed the renewal 9月").
+_FILED_AFTER = re.compile(
+    r" ?(?:的|就|已经|已|才|我们|我们就)? ?(?:(?:续期|延续|续证)?(?:申请|材料)? ?(?:就|已经|已)? ?)"
+    r"(?:提交|递交|交|报送)(?:了|的|上去|过)"
+)
+_FILED_BEFORE_EN = re.compile(r"\b(?:filed|submitted|lodged|applied)\b[^.?!;,，。？！；]{0,40}?(?:\b(?:in|on) )?$")
+
+
+def _filing_date(
+    text: str, dates: list[_Candidate], today: date, clauses: _Clauses, said: dict[str, str]
+) -> Filed | None:
+    for c in dates:
+        if c.value is None or c.precision not in ("day", "month"):
+            continue
+        if not (_FILED_AFTER.match(text, c.end) or _FILED_BEFORE_EN.search(text, clauses.start(c.start), c.start)):
+            continue
+        value = c.value
+        if value > today and not _YEAR_SAID.search(c.text):
+            value = add_months(value, -12)  # "12月10号交的": a filing is past, so last December
+        if value > today:
+            continue
+        latest = value if c.precision == "day" else min(_month_end(value.year, value.month), today)
+        return Filed(value, latest, said.get(c.text, c.text))
+    return None
+
+
+_YEAR_SAID = re.compile(r"年|[0-9]{4}")
 
 
 def _issue_date(

@@ -118,7 +118,7 @@ def test_json_shape(real_kb):
     data = json.loads(json.dumps(ask(real_kb, EXAMPLE).to_dict(), ensure_ascii=False))
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
     assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "asked": [], "expires_on": "2027-03-15",
-                                 "date_precision": "day", "issued_on": None, "applied": False,
+                                 "date_precision": "day", "issued_on": None, "applied": False, "filed": None,
                                  "preparing": False, "other_licences": []}  # refused
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
     assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]

@@ -13,6 +13,7 @@ from kb.deadlines import (
     EXPIRED,
     ON_TIME,
     WINDOW_MISSED,
+    Filed,
     compute,
     expiry_from_issue,
     format_date,
@@ -207,6 +208,32 @@ def test_advice_on_time() -> None:
 )
 def test_advice_once_the_application_is_in(today: date, must: list[str], must_not: list[str]) -> None:
     text = status_advice(compute(EXPIRES, today, "call-center"), applied=True)
+    assert all(m in text for m in must), text
+    assert not any(m in text for m in must_not), text
+
+
+@pytest.mark.parametrize(
+    ("today", "filed", "must", "must_not"),
+    [
+        # Filed by the apply-by date (2026-12-15), said as a month that ends before it: on time.
+        (D(2026, 12, 20), Filed(D(2026, 11, 1), D(2026, 11, 30), "11月"),
+         ["“11月”", "早于最晚提交日2026年12月15日", "属于按时申请", "视为准予延续"], ["晚于", "按新申请"]),
+        # Filed after it: not on time, whatever happens before expiry.
+        (D(2026, 12, 20), Filed(D(2026, 12, 18), D(2026, 12, 18), "12月18号"),
+         ["晚于最晚提交日2026年12月15日", "不属于按时申请", "按新申请"], ["视为准予延续"]),
+        # A month that straddles the apply-by date settles nothing: both cases, as without a date.
+        (D(2026, 12, 20), Filed(D(2026, 12, 1), D(2026, 12, 20), "12月"),
+         ["当天或之前提交的，属于按时申请", "晚于2026年12月15日提交的"], ["“12月”"]),
+        # Expired after an on-time application: deemed renewed unless decided; after a late one: lapsed.
+        (D(2027, 3, 20), Filed(D(2026, 11, 5), D(2026, 11, 5), "11月5号"),
+         ["属于按时申请", "已过5天", "视为准予延续", "确认许可证状态"], ["已经失效"]),
+        (D(2027, 3, 20), Filed(D(2027, 1, 5), D(2027, 1, 5), "1月5号"), ["不属于按时申请", "已经失效", "暂停"],
+         ["视为准予延续"]),
+    ],
+)
+def test_advice_when_the_user_says_when_they_filed(today: date, filed: Filed, must: list[str],
+                                                  must_not: list[str]) -> None:
+    text = status_advice(compute(EXPIRES, today, "call-center"), applied=True, filed=filed)
     assert all(m in text for m in must), text
     assert not any(m in text for m in must_not), text
 

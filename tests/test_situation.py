@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.deadlines import Filed
 from kb.normalize import normalize
 from kb.situation import Situation, add_months, extract, merge
 from kb.vocabulary import load_vocabulary
@@ -515,6 +516,27 @@ def test_english_message(message: str, licence: str | None, causes: tuple[str, .
 )
 def test_application_already_submitted(message: str, applied: bool | None) -> None:
     assert extract(message, TODAY).applied is applied
+
+
+@pytest.mark.parametrize(
+    ("message", "earliest", "latest", "text"),
+    [
+        ("证明年1月20号到期，我们9月就交了续期申请，还没批下来", D(2026, 9, 1), D(2026, 9, 30), "9月"),
+        ("证明年1月20号到期，11月5号提交的申请，还在审批中", D(2026, 11, 5), D(2026, 11, 5), "11月5号"),
+        ("去年12月续期申请交上去了，证明年2月到期", D(2025, 12, 1), D(2025, 12, 31), "去年12月"),
+        ("We filed the renewal in September and it is still pending", D(2026, 9, 1), D(2026, 9, 30), "in september"),
+    ],
+)
+def test_when_the_application_was_filed(message: str, earliest: date, latest: date, text: str) -> None:
+    s = extract(message, TODAY)
+    assert s.applied and s.filed == Filed(earliest, latest, text)
+
+
+def test_no_filing_date_without_an_application_in() -> None:
+    assert extract("证明年1月20号到期，11月5号被驳回了", TODAY).filed is None  # refused, not pending
+    assert extract("证明年1月20号到期，还在审批中", TODAY).filed is None  # pending, no date said
+    s = merge(extract("我们9月就交了续期申请，还没批下来", TODAY), extract("后来被驳回了", TODAY))
+    assert s.applied is False and s.filed is None
 
 
 def test_submitted_application_is_remembered_across_turns() -> None:
