@@ -102,6 +102,8 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     chosen = _choose_date(text, dates, today, clauses, expired_at is not None)
     if chosen is not None and chosen.value is None:
         chosen = None  # "2027年2月30日到期": the user meant a date, but not a real one
+    if chosen is not None and other_licences:
+        licence, other_licences = _licence_of_date(text, clauses, matchers, chosen, dates, licence, other_licences)
     issued_on = None
     if chosen is None and (issued := _issue_date(text, dates, today, clauses, licence is not None)) is not None:
         issued_on = issued.value
@@ -338,6 +340,30 @@ def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> tuple[str | Non
         main = (own or [lid for _, _, lid in specific])[-1]
         return main, tuple(lid for lid in names if lid != main) if own else ()
     return (GENERIC_LICENCE if found else None), ()
+
+
+def _licence_of_date(
+    text: str, clauses: _Clauses, m: _Matchers, chosen: _Candidate, dates: list[_Candidate],
+    licence: str, others: tuple[str, ...],
+) -> tuple[str, tuple[str, ...]]:
+    """With several licences named, the expiry date chosen is the licence's named with it: in
+    order after 分别 ("ICP和呼叫中心两张证，分别是明年5月和8月到期"), otherwise the one named last
+    before the date ("ICP证明年5月到期，呼叫中心证8月到期"). That licence becomes the main one."""
+    held = (licence, *others)
+    mentions = [(s, lid) for s, _, lid in m.licences.find(text) if lid in held]
+    owner = None
+    each = text.find("分别", 0, chosen.start)
+    if each >= 0:
+        order = list(dict.fromkeys(lid for s, lid in mentions if s < each))
+        group = [c for c in dates if c.start > each and clauses.start(c.start) == clauses.start(each)]
+        if len(order) == len(group) and chosen in group:
+            owner = order[group.index(chosen)]
+    if owner is None:
+        before = [lid for s, lid in mentions if s < chosen.start]
+        owner = before[-1] if before else None
+    if owner is None or owner == licence:
+        return licence, others
+    return owner, tuple(lid for lid in held if lid != owner)
 
 
 _COMPARED_BEFORE = re.compile(r"(?:跟|和|与|同|比|对比|相比)$")
@@ -894,6 +920,9 @@ _OTHER_EVENT = re.compile(
     r"提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|通知|下证|发证|颁发|签发|取得|拿到|拿证|获得|成立|"
     r"注册|变更|年报|开会|会议|补正|整改|处罚|约谈|面谈|上报|办理|去办|打电话|来电|批准|报送|退回|打回|被拒|没通过|未通过"
 )
+_RANGE_START_AFTER = re.compile(r" ?(?:至|到|~|—|-|－) ?[0-9〇○零一二三四五六七八九]")
+# Dates joined by a conjunction share the expiry word after the last one ("5月和8月到期").
+_CONJUNCTION = re.compile(r"^ ?(?:和|与|及|跟|、|或|/) ?$")
 _RANGE_END_BEFORE = re.compile(r"(?:至|到|~|—|-|－) ?$")
 _ABOUT_RENEWAL = re.compile(r"续期|续证|续办|延续|换证|许可|有效期|到期|过期|届满|失效|证(?!明)")
 _NOT_YET_EXPIRED = re.compile(r"(?:快要|就要|将要|即将|马上|快|还没有?|尚未|还未|没有?) ?(?:到期|过期|失效|届满)")
@@ -983,6 +1012,18 @@ def _cue_distance(c: _Candidate, text: str, clauses: _Clauses) -> int | None:
     return min(distances)
 
 
+def _coordinated(text: str, best: _Candidate, candidates: list[_Candidate]) -> list[_Candidate]:
+    """The dates joined to `best` by conjunctions, going back from it ("明年5月和8月" for 8月)."""
+    before = sorted((c for c in candidates if c.end <= best.start), key=lambda c: -c.start)
+    joined, edge = [], best.start
+    for c in before:
+        if not _CONJUNCTION.match(text[c.end:edge]):
+            break
+        joined.append(c)
+        edge = c.start
+    return joined
+
+
 def _choose_date(
     text: str, all_dates: list[_Candidate], today: date, clauses: _Clauses, says_expired: bool
 ) -> _Candidate | None:
@@ -991,7 +1032,13 @@ def _choose_date(
         return None
     cued = [(d, c) for c in candidates if (d := _cue_distance(c, text, clauses)) is not None]
     if cued:
-        return min(cued, key=lambda dc: (dc[0], -dc[1].start))[1]
+        best = min(cued, key=lambda dc: (dc[0], -dc[1].start))[1]
+        # Several licences' expiries ("ICP证明年5月到期，呼叫中心证8月到期", "分别是明年5月和8月到期"):
+        # the earliest is the one whose deadline comes first.
+        several = [c for d, c in cued if c is best or (d == 0 and not _RANGE_START_AFTER.match(text, c.end))]
+        several += _coordinated(text, best, candidates)
+        dated = [c for c in several if c.value is not None]
+        return min(dated, key=lambda c: (c.value, c.start)) if dated else best
 
     # Rule 3: a lone date with no expiry cue in its clause.
     if len(all_dates) != 1 or len(candidates) != 1:

@@ -357,6 +357,21 @@ def test_other_licences_named_together(message: str, licence: str, others: tuple
     assert merge(s, extract("那ICP证呢", TODAY)).other_licences == ()  # a switch drops them
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "我们公司有ICP和呼叫中心两张证，分别是明年5月和8月到期",  # paired in order
+        "ICP证明年5月到期，呼叫中心证8月到期",  # each named with its date
+        "呼叫中心证8月到期，ICP证明年5月到期",
+    ],
+)
+def test_several_licences_with_their_own_expiry_dates(message: str) -> None:
+    # The deadline that comes first is the one advised on, with the licence it belongs to (before,
+    # the last-named licence and the last date: the call centre's August).
+    s = extract(message, TODAY)
+    assert (s.licence, s.other_licences, s.expires_on) == ("icp", ("call-center",), D(2027, 5, 1))
+
+
 # --------------------------------------------------------------------------------------------
 # Causes
 # --------------------------------------------------------------------------------------------
