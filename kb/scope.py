@@ -38,6 +38,8 @@ from kb.situation import Situation
 
 SCOPE_PATH = DATA_DIR / "scope.yaml"
 _PUNCT = re.compile(r"[\s\W_]+", re.U)
+# Words that name the operating permit itself: with them, a software licence named too is a side issue.
+_PERMIT = re.compile(r"许可证|经营许可|牌照|续期|续证|value-added|telecom|\b(?:vats|b24|b25|icp|edi|idc)\b")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Lexicon:
     licensing: re.Pattern[str]  # with the domain words, keep a message with an `unrelated` word on-topic
     smalltalk: re.Pattern[str]
     follow_up: re.Pattern[str]  # in a conversation about a licence: its deadline in the user's words
+    software: re.Pattern[str]  # licences that are not permits: software seats, a vendor's plans
 
 
 def _compile(patterns: Any, key: str, path: Path, whole: bool = False) -> re.Pattern[str]:
@@ -78,6 +81,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         licensing=_compile(data.get("licensing"), "licensing", path),
         smalltalk=_compile(data.get("smalltalk"), "smalltalk", path, whole=True),
         follow_up=_compile(data.get("follow_up"), "follow_up", path),
+        software=_compile(data.get("software"), "software", path),
     )
 
 
@@ -86,7 +90,7 @@ class Signals:
     """What the words of one message say about its scope, before any retrieval."""
 
     verdict: bool | None  # True/False when the words decide, None when confidence must
-    reason: str  # smalltalk | foreign | unrelated | licence | anchor | follow-up | confidence
+    reason: str  # smalltalk | foreign | software | unrelated | licence | anchor | follow-up | confidence
 
 
 def signals(text: str, update: Situation, has_context: bool = False, lexicon: Lexicon | None = None) -> Signals:
@@ -97,6 +101,8 @@ def signals(text: str, update: Situation, has_context: bool = False, lexicon: Le
         return Signals(False, "smalltalk")
     if update.licence is None and lexicon.foreign.search(norm) and not lexicon.domain.search(norm):
         return Signals(False, "foreign")
+    if lexicon.software.search(norm) and not lexicon.domain.search(norm) and not _PERMIT.search(norm):
+        return Signals(False, "software")  # "our call center's Five9 seat licences expire next month"
     about_licence = lexicon.licensing.search(norm) or lexicon.domain.search(norm)
     if lexicon.unrelated.search(norm) and not about_licence:
         return Signals(False, "unrelated")

@@ -290,6 +290,11 @@ def test_signals_decide_scope_before_retrieval():
     assert sig("我们呼叫中心续期被驳回了，说坐席排班记录对不上") == (True, "licence")
     assert sig("Our food business licence expires in June") == (False, "foreign")
     assert sig("外籍员工的工作许可下个月到期") == sig("增值税怎么申报") == (False, "foreign")
+    # A call centre's software licences are not its operating permit, unless the permit is named too.
+    assert sig("Our call center's Five9 seat licences expire next month. Renew annually or monthly?") == (
+        False, "software")
+    assert sig("呼叫中心系统的软件授权到期了，要续费吗") == (False, "software")
+    assert sig("呼叫中心许可证续期时，坐席软件授权要不要提供证明") == (True, "licence")
 
 
 def test_a_message_of_several_sentences_also_cites_its_final_question(real_kb):
