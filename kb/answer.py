@@ -32,6 +32,7 @@ from kb.privacy import ConversationLog
 from kb.scope import Signals, decide, signals
 from kb.sections import Group
 from kb.situation import GENERIC_LICENCE, Situation, extract, merge
+from kb.sparse import term_weights
 from kb.types import Hit, SearchFilters
 from kb.vocabulary import load_vocabulary
 
@@ -53,6 +54,7 @@ COVERAGE = (
     f"您可以这样问：「{EXAMPLE}」"
 )
 CAUSE_HITS, QUESTION_HITS, LAST_ASK_HITS, MAX_CAUSES = 2, 3, 1, 3
+OWN_WORD_WEIGHT = 3.0  # in a cause group, the user's words the cause query lacks, when condensing
 PENDING_LABEL = "已提交申请、等待结果"
 PENDING_QUERY = "按时提交延续申请 到期前未作决定 视为准予延续"
 
@@ -341,14 +343,23 @@ def _compose(kb: KnowledgeBase, text: str, situation: Situation, today: date, ra
     groups = retrieve(kb, text, situation, raw_hits, named)
     hits = tuple(h for g in groups for h in g.hits)
     numbers = {h.chunk_id: n for n, h in enumerate(hits, start=1)}
-    terms = {g.label: _terms(kb, g.query, cached=g.query != text) for g in groups}
+    # Passages are condensed to their sentences that match the group's query, each word weighted by
+    # its IDF; in a cause group the user's own words that the cause query lacks weigh triple, so
+    # "注册地址变了" picks the address-change sentence of the company-changes passage.
+    own = _terms(kb, text, cached=False)
+    terms = {g.label: _terms(kb, g.query, cached=g.query != text) + (own if g.query != text else ()) for g in groups}
+    idf = term_weights(kb.index.bm25, {t for ts in terms.values() for t in ts})
+    weights = {}
+    for g in groups:
+        specific = set(own) - set(_terms(kb, g.query, cached=True)) if g.query != text else set()
+        weights[g.label] = {t: w * (OWN_WORD_WEIGHT if t in specific else 1.0) for t, w in idf.items()}
     follow_up = sections.follow_up_questions(situation)
     turn = _Turn(text, situation, deadline, groups, hits, follow_up, terms=terms)
     turn.head = "\n\n".join(
         [sections.situation_section(situation, vocabulary), sections.deadline_section(deadline, situation)]
     )
     if groups:
-        turn.measures = sections.measures_section(groups, numbers, terms)
+        turn.measures = sections.measures_section(groups, numbers, terms, weights)
     else:
         turn.measures = ("### 应对措施\n\n知识库中没有找到与您的情况足够相关的资料，无法给出有出处的具体措施。"
                          "建议直接向发证机关咨询，或补充更多情况后再问我。")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kb.deadlines import EXPIRED, ON_TIME, Deadline, format_date, load_rules, status_advice
@@ -64,9 +64,10 @@ def _sentences(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2) -> str:
-    """The passage's most relevant sentences (by weighted overlap with the query terms), in
-    their original order, with the sub-heading of the first one as a lead-in."""
+def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2, weights: Mapping[str, float] | None = None) -> str:
+    """The passage's most relevant sentences (by weighted overlap with the query terms: each
+    term's `weights`, its IDF, else its length), in their original order, with the sub-heading of
+    the first one as a lead-in."""
     sentences = _sentences(hit.text)
     if not sentences:
         return hit.text.strip()[:MAX_SENTENCE_CHARS]
@@ -78,7 +79,7 @@ def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2) -> str:
     def score(item: tuple[str, str]) -> float:
         sub, sentence = item
         norm = f"{sub} {sentence}".lower()
-        value = sum(len(t) for t in wanted if t in norm)
+        value = sum(weights.get(t, len(t)) if weights else len(t) for t in wanted if t in norm)
         return value - (100 if sentence.startswith(_META) else 0)
 
     scores = [score(item) for item in sentences]
@@ -86,11 +87,14 @@ def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2) -> str:
     chosen = sorted(ranked[:max_sentences])
     chosen = [i for i in chosen if scores[i] >= 0] or chosen[:1]  # "本文说明…" only when alone
     parts = []
-    for n, i in enumerate(chosen):
+    previous_sub = None
+    for i in chosen:
         sub, sentence = sentences[i]
         if len(sentence) > MAX_SENTENCE_CHARS:
             sentence = sentence[: MAX_SENTENCE_CHARS - 1] + "…"
-        parts.append(f"{sub}：{sentence}" if n == 0 and sub and sub not in sentence else sentence)
+        # Each sentence under a sub-heading other than the one before it gets that heading as a lead-in.
+        parts.append(f"{sub}：{sentence}" if sub and sub != previous_sub and sub not in sentence else sentence)
+        previous_sub = sub
     text = "".join(parts)
     return text[:-1] + "。" if text.endswith(("；", ";", "，", ",")) else text
 
@@ -170,8 +174,10 @@ def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
     return "\n".join(lines)
 
 
-def measures_section(groups: Sequence[Group], numbers: dict[str, int], terms: dict[str, Sequence[str]]) -> str:
-    """Bullets grouped by cause; `numbers` maps chunk_id -> citation number."""
+def measures_section(groups: Sequence[Group], numbers: dict[str, int], terms: dict[str, Sequence[str]],
+                     weights: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """Bullets grouped by cause; `numbers` maps chunk_id -> citation number; `weights` per group
+    label the terms' weights for condensing."""
     lines = ["### 应对措施", ""]
     for group in groups:
         if not group.hits:
@@ -180,7 +186,8 @@ def measures_section(groups: Sequence[Group], numbers: dict[str, int], terms: di
             lines.append(f"**{md_escape(group.label)}**")
             lines.append("")
         for hit in group.hits:
-            lines.append(f"- {md_escape(condense(hit, terms.get(group.label, ())))} [{numbers[hit.chunk_id]}]")
+            lines.append(f"- {md_escape(condense(hit, terms.get(group.label, ()), weights=(weights or {}).get(group.label)))} "
+                         f"[{numbers[hit.chunk_id]}]")
         lines.append("")
     return "\n".join(lines).rstrip()
 

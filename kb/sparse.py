@@ -37,6 +37,19 @@ def _idf(num_docs: int, df: int) -> float:
     return math.log(1 + (num_docs - df + 0.5) / (df + 0.5))
 
 
+def term_weights(bm25: Any, terms: Any) -> dict[str, float]:
+    """IDF of each term in the index (terms it lacks weigh like the rarest): what a word tells
+    apart, for picking a passage's sentences that match the user's specific words."""
+    num_docs = int(bm25.scores["num_docs"])
+    indptr = bm25.scores["indptr"]
+    weights = {}
+    for term in terms:
+        tid = bm25.vocab_dict.get(term)
+        df = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
+        weights[term] = _idf(num_docs, df)
+    return weights
+
+
 def score_groups(bm25: Any, terms: QueryTerms) -> SparseScores:
     num_docs = int(bm25.scores["num_docs"])
     indptr = bm25.scores["indptr"]

@@ -249,6 +249,18 @@ def test_condense_picks_relevant_sentences_with_their_subheading():
     out = condense(hit, ["审批", "缺少", "文件", "营业执照"])
     assert out.startswith("逐项对照审批意见核对：把审批机关") and "营业执照" in out
     assert "本文" not in out and "天气" not in out
+    assert "。缺少证明文件：常被指出" in out  # each sentence under its own sub-heading
+
+
+def test_condense_weighs_the_users_specific_words():
+    text = ("一、主体变更\n股东变化导致主体变更的，应在公司作出决定之日起30日内向发证机关申请变更。\n"
+            "二、地址变更\n地址变化会影响场地核查，建议向发证机关确认。")
+    chunk = Chunk(chunk_id="x#1", doc_id="x", ordinal=1, title="t", heading="h", text=text, start_line=1, end_line=4)
+    hit = Hit(rank=1, score=1.0, confidence=1.0, chunk=chunk)
+    terms = ["股东", "变更", "变化", "公司", "30", "日内", "发证机关", "地址"]
+    assert "地址" not in condense(hit, terms, max_sentences=1)  # by length: the sentence with most words
+    weights = {t: 1.0 for t in terms} | {"地址": 9.0}  # a rare word of the user's, weighted up
+    assert condense(hit, terms, max_sentences=1, weights=weights).startswith("地址变更：地址变化")
 
 
 def test_signals_decide_scope_before_retrieval():
