@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from kb.deadlines import EXPIRED, ON_TIME, WINDOW_MISSED, Deadline, format_date
+from kb.deadlines import EXPIRED, ON_TIME, WINDOW_MISSED, Deadline, Filed, format_date
 from kb.normalize import clean
 from kb.types import Hit
 
@@ -179,9 +179,11 @@ def _status_words(applied: bool | None) -> dict[str, str]:
     return REFUSED_WORDS if applied is False else STATUS_WORDS
 
 
-def deadline_html(deadline: Deadline | None, applied: bool | None = None, estimated_from: str | None = None) -> str:
+def deadline_html(deadline: Deadline | None, applied: bool | None = None, estimated_from: str | None = None,
+                  filed: Filed | None = None) -> str:
     """The deadline box. `estimated_from`: what the expiry was worked out from, when the user gave
-    no exact date (「“明年3月”」, 「发证日期“2022年1月10日”和5年有效期」); the box says so."""
+    no exact date (「“明年3月”」, 「发证日期“2022年1月10日”和5年有效期」); the box says so. `filed`:
+    when the user says the application that is in was handed in; the box says whether on time."""
     if deadline is None:
         return (
             '<div class="kb-deadline kb-muted">时间提醒：告诉我许可证的到期日期'
@@ -202,6 +204,11 @@ def deadline_html(deadline: Deadline | None, applied: bool | None = None, estima
     assumed = ""
     if deadline.rule_assumed:
         assumed = f'<div class="kb-muted">未说明许可证种类，暂按{escape(deadline.rule.label)}计算。</div>'
+    if applied and filed is not None:
+        if filed.latest <= deadline.apply_by:
+            assumed += f'<div>您说在“{escape(filed.text)}”提交：早于最晚申请日，属于按时申请。</div>'
+        elif filed.earliest > deadline.apply_by:
+            assumed += f'<div>您说在“{escape(filed.text)}”提交：晚于最晚申请日，不属于按时申请。</div>'
     if estimated_from:
         assumed += (f'<div class="kb-muted">到期日是根据{escape(estimated_from)}推算的，'
                     "请以证书上写明的日期为准。</div>")

@@ -17,7 +17,7 @@ from app.render import (
     section_path,
     user_text,
 )
-from kb.deadlines import compute
+from kb.deadlines import Filed, compute
 from kb.types import Chunk, Hit
 
 PAYLOAD = '<script>alert(1)</script><img src=x onerror="alert(2)">[x](javascript:alert(3))'
@@ -103,6 +103,13 @@ def test_deadline_box_states():
     # An application the user says is already in: no "missed" verdict, the question is whether it was on time.
     pending = deadline_html(compute(date(2027, 1, 10), date(2026, 11, 29), "icp"), applied=True)
     assert "已提交申请" in pending and "已错过" not in pending and "kb-warn" in pending
+    # ... and when the user said when they filed, whether that was on time.
+    in_time = deadline_html(compute(date(2027, 1, 10), date(2026, 11, 29), "icp"), applied=True,
+                            filed=Filed(date(2026, 9, 1), date(2026, 9, 30), "9月"))
+    assert "您说在“9月”提交：早于最晚申请日，属于按时申请" in in_time
+    late_filed = deadline_html(compute(date(2027, 1, 10), date(2026, 11, 29), "icp"), applied=True,
+                               filed=Filed(date(2026, 11, 5), date(2026, 11, 5), "11月5号"))
+    assert "不属于按时申请" in late_filed and "属于按时申请" not in pending
     # A refused application: hand it in again by the apply-by date.
     refused = deadline_html(compute(date(2027, 3, 15), date(2026, 11, 29), "call-center"), applied=False)
     assert "已被驳回" in refused and "仍属按时申请" in refused and "kb-ok" in refused
