@@ -7,7 +7,8 @@ term). So the decision combines confidence with words (kb/data/scope.yaml):
   1. smalltalk (the whole message is a greeting) or a foreign certificate named without one of
      our licences or a domain word ("食品经营许可证怎么续期"; but "管局说材料不齐，法人身份证都交了"
      names 身份证 as a renewal material), or call-centre operations or a telecom consumer matter
-     with no word about the licence ("呼叫中心坐席怎么排班", "宽带断网了")   -> off-topic;
+     with no word about the licence ("呼叫中心坐席怎么排班", "宽带断网了"), or a software licence
+     without the permit ("our call center's Five9 seat licences")      -> off-topic;
   2. an anchor word (续期, 许可证, 管局, licence, …) or one of our licence names      -> on-topic;
   3. in a conversation that already has a situation, a cause, an expiry date or a word about the
      deadline in the message ("是因为材料问题", "还有两个月到期", "那要是过期了呢", "要是来不及怎么办")
@@ -38,8 +39,6 @@ from kb.situation import Situation
 
 SCOPE_PATH = DATA_DIR / "scope.yaml"
 _PUNCT = re.compile(r"[\s\W_]+", re.U)
-# Words that name the operating permit itself: with them, a software licence named too is a side issue.
-_PERMIT = re.compile(r"许可证|经营许可|牌照|续期|续证|value-added|telecom|\b(?:vats|b24|b25|icp|edi|idc)\b")
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class Lexicon:
     smalltalk: re.Pattern[str]
     follow_up: re.Pattern[str]  # in a conversation about a licence: its deadline in the user's words
     software: re.Pattern[str]  # licences that are not permits: software seats, a vendor's plans
+    permit: re.Pattern[str]  # words for the operating permit itself: a software licence is then a side issue
 
 
 def _compile(patterns: Any, key: str, path: Path, whole: bool = False) -> re.Pattern[str]:
@@ -72,7 +72,8 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"Cannot read the scope word list {path} ({exc}).") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with anchors, domain, foreign, unrelated, licensing and smalltalk.")
+        raise ConfigError(f"{path}: expected a mapping with anchors, domain, foreign, unrelated, licensing, "
+                          "follow_up, software, permit and smalltalk.")
     return Lexicon(
         anchors=_compile(data.get("anchors"), "anchors", path),
         domain=_compile(data.get("domain"), "domain", path),
@@ -82,6 +83,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         smalltalk=_compile(data.get("smalltalk"), "smalltalk", path, whole=True),
         follow_up=_compile(data.get("follow_up"), "follow_up", path),
         software=_compile(data.get("software"), "software", path),
+        permit=_compile(data.get("permit"), "permit", path),
     )
 
 
@@ -101,7 +103,7 @@ def signals(text: str, update: Situation, has_context: bool = False, lexicon: Le
         return Signals(False, "smalltalk")
     if update.licence is None and lexicon.foreign.search(norm) and not lexicon.domain.search(norm):
         return Signals(False, "foreign")
-    if lexicon.software.search(norm) and not lexicon.domain.search(norm) and not _PERMIT.search(norm):
+    if lexicon.software.search(norm) and not lexicon.domain.search(norm) and not lexicon.permit.search(norm):
         return Signals(False, "software")  # "our call center's Five9 seat licences expire next month"
     about_licence = lexicon.licensing.search(norm) or lexicon.domain.search(norm)
     if lexicon.unrelated.search(norm) and not about_licence:

@@ -939,8 +939,8 @@ _LICENCE_WORD = re.compile(r"证(?!明)|许可|牌照|licen[cs]e")
 _RENEWED_BEFORE = re.compile(r"续过|续了|延续过|换过证|换了证|续期过|renewed")
 
 
-# The date an application was handed in: "我们9月就交了续期申请", "12月10号交的续期", "去年12月续期
-#申请交上去了", "we filed the renewal in September" (rewritten "we filed the renewal 9月").
+# The date an application was handed in: "我们9月就交了续期申请", "12月10号交的续期",
+# "去年12月续期申请交上去了", "we filed the renewal in September" (read as "we filed the renewal 9月").
 _FILED_AFTER = re.compile(
     r" ?(?:的|就|才|我们|我们就)? ?(?:(?:续期|延续|续证|续办)?(?:申请|材料)? ?)"
     r"(?:(?:已经|已) ?(?:提交|递交|报送)|(?:就|已经|已)? ?(?:提交|递交|交|报送)(?:了|的|上去|过))"
@@ -1034,11 +1034,12 @@ def _choose_date(
     if cued:
         best = min(cued, key=lambda dc: (dc[0], -dc[1].start))[1]
         # Several licences' expiries ("ICP证明年5月到期，呼叫中心证8月到期", "分别是明年5月和8月到期"):
-        # the earliest is the one whose deadline comes first.
+        # the earliest still to come is the one whose deadline comes first (a past one is history:
+        # "去年3月到期后重新申请了，新证2029年3月到期").
         several = [c for d, c in cued if c is best or (d == 0 and not _RANGE_START_AFTER.match(text, c.end))]
         several += _coordinated(text, best, candidates)
-        dated = [c for c in several if c.value is not None]
-        return min(dated, key=lambda c: (c.value, c.start)) if dated else best
+        upcoming = [c for c in several if c.value is not None and c.value >= today]
+        return min(upcoming, key=lambda c: (c.value, c.start)) if upcoming else best
 
     # Rule 3: a lone date with no expiry cue in its clause.
     if len(all_dates) != 1 or len(candidates) != 1:

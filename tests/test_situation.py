@@ -105,6 +105,8 @@ DATE_CASES = [
     # The start of a year counts from its first day, as a month part does
     ("ICP证明年年初到期", D(2027, 1, 1), "month"),
     ("咱们B25牌照2027年头到期", D(2027, 1, 1), "month"),
+    # Of several expiries the earliest still to come; a past one is history
+    ("我们的证去年3月到期后重新申请了，新证2029年3月到期", D(2029, 3, 1), "month"),
     # A validity range copied from the certificate ends at the expiry, with or without 有效期
     ("有效期：2022.03.15-2027.03.14", D(2027, 3, 14), "day"),
     ("许可证 2022/3/15 - 2027/3/14", D(2027, 3, 14), "day"),
