@@ -66,8 +66,8 @@ def _sentences(text: str) -> list[tuple[str, str]]:
 
 def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2, weights: Mapping[str, float] | None = None) -> str:
     """The passage's most relevant sentences (by weighted overlap with the query terms: each
-    term's `weights`, its IDF, else its length), in their original order, with the sub-heading of
-    the first one as a lead-in."""
+    term's `weights`, its IDF, else its length), in their original order, each under a new
+    sub-heading with that heading as a lead-in."""
     sentences = _sentences(hit.text)
     if not sentences:
         return hit.text.strip()[:MAX_SENTENCE_CHARS]
