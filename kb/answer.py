@@ -91,6 +91,8 @@ class Answer:
                           "text": s.filed.text} if s.filed else None,
                 "preparing": s.preparing,
                 "other_licences": list(s.other_licences),
+                "other_expiries": [{"licence": lid, "expires_on": day.isoformat(), "words": words}
+                                   for lid, day, words in s.other_expiries],
             },
             "deadline": self.deadline.to_dict() if self.deadline else None,
             # `citation` is the [n] the answer text uses; `rank` is the passage's place in the one

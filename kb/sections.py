@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kb.deadlines import EXPIRED, ON_TIME, Deadline, format_date, load_rules, status_advice
+from kb.deadlines import EXPIRED, ON_TIME, Deadline, compute, format_date, load_rules, status_advice
 from kb.situation import Situation, stated_causes
 from kb.types import Hit
-from kb.vocabulary import Vocabulary
+from kb.vocabulary import Vocabulary, load_vocabulary
 
 DISCLAIMER = "以上内容是根据公开规定和实务资料整理的参考建议，不是发证机关的决定；具体要求以{authority}的答复为准。"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
@@ -104,6 +104,11 @@ def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2, weights: Ma
 # --------------------------------------------------------------------------------------------
 
 
+def vocabulary_label(licence: str) -> str:
+    vocabulary = load_vocabulary()
+    return vocabulary.licence_label(licence) if licence in vocabulary.licences else licence
+
+
 def licence_label(situation: Situation, vocabulary: Vocabulary) -> str | None:
     if situation.licence is None or situation.licence not in vocabulary.licences:
         return None
@@ -165,6 +170,14 @@ def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
         if deadline.status == EXPIRED:
             advice += "如果这期间已经续过期，请把新证上的到期日告诉我，我会重新计算。"
     lines = ["### 时间提醒", "", md_escape(advice)]
+    for licence, expires_on, words in situation.other_expiries:
+        # Another licence the user named with its own date: its own deadline, by its own rule.
+        other = compute(expires_on, deadline.today, licence)
+        when = (f"还有{other.days_left}天" if other.days_left > 0 else "今天就是最后一天" if other.days_left == 0
+                else f"已过{-other.days_left}天，请尽快联系发证机关")
+        expiry = f"约{format_date(expires_on)}（根据“{words}”推算）" if words else format_date(expires_on)
+        lines += ["", md_escape(f"另：您的{vocabulary_label(licence)}{expiry}到期，续期申请最晚须在"
+                                f"{format_date(other.apply_by)}前提出（届满前{other.rule.lead_days}日），{when}。")]
     upcoming = [(day, label) for day, label in deadline.milestones if day >= deadline.today]
     if deadline.status == ON_TIME and upcoming and not situation.applied:
         lines += ["", "建议的准备节点（可下载日历提醒）："]

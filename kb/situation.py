@@ -65,6 +65,10 @@ class Situation:
     # Other licences the user holds, named together with `licence` ("我们的IDC和CDN证",
     # "B21和B25两项"): the chat searches their documents too. Not those only compared with it.
     other_licences: tuple[str, ...] = ()
+    # Their expiry dates when the message gives them too ("ICP证明年5月到期，呼叫中心证8月到期": the
+    # call centre's), as (licence id, date, the words when they give no day, else ""); `expires_on`
+    # is the earliest, `licence`'s.
+    other_expiries: tuple[tuple[str, date, str], ...] = ()
 
 
 ISSUED = "issued"
@@ -99,11 +103,21 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     applied = _applied(text, clauses)
 
     dates = _candidates(text, today, clauses, past_clauses)
-    chosen = _choose_date(text, dates, today, clauses, expired_at is not None)
+    chosen, alternatives = _choose_date(text, dates, today, clauses, expired_at is not None)
     if chosen is not None and chosen.value is None:
         chosen = None  # "2027年2月30日到期": the user meant a date, but not a real one
+    other_expiries: tuple[tuple[str, date, str], ...] = ()
     if chosen is not None and other_licences:
-        licence, other_licences = _licence_of_date(text, clauses, matchers, chosen, dates, licence, other_licences)
+        held = (licence, *other_licences)
+        owner = _owner_of_date(text, clauses, matchers, chosen, dates, held)
+        if owner is not None and owner != licence:
+            licence, other_licences = owner, tuple(lid for lid in held if lid != owner)
+        pairs = {}
+        for c in alternatives:
+            lid = _owner_of_date(text, clauses, matchers, c, dates, held)
+            if lid is not None and lid != licence and c.value is not None:
+                pairs.setdefault(lid, (c.value, "" if c.precision == "day" else said.get(c.text, c.text)))
+        other_expiries = tuple((lid, day, words) for lid, (day, words) in pairs.items())
     issued_on = None
     if chosen is None and (issued := _issue_date(text, dates, today, clauses, licence is not None)) is not None:
         issued_on = issued.value
@@ -130,7 +144,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     filed = _filing_date(text, dates, today, clauses, said) if applied else None
     if chosen is None:
         return Situation(licence=licence, causes=tuple(causes), asked=asked, applied=applied, filed=filed,
-                         preparing=preparing, other_licences=other_licences)
+                         preparing=preparing, other_licences=other_licences)  # no date, so no other_expiries
     return Situation(
         licence=licence,
         causes=tuple(causes),
@@ -143,6 +157,7 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
         issued_on=issued_on,
         preparing=preparing,
         other_licences=other_licences,
+        other_expiries=other_expiries,
     )
 
 
@@ -187,10 +202,13 @@ def merge(previous: Situation, update: Situation) -> Situation:
             date_precision=update.date_precision,
             date_text=update.date_text,
             issued_on=update.issued_on,
+            other_expiries=update.other_expiries,
         )
     elif merged.issued_on is not None and licence != previous.licence:
         # "证是2022年1月发的" then "是文网文": the validity, and so the expiry, is the new licence's.
         merged = replace(merged, expires_on=expiry_from_issue(merged.issued_on, licence))
+    # Other licences' dates last as long as those licences do ("那ICP证呢" drops them).
+    merged = replace(merged, other_expiries=tuple(p for p in merged.other_expiries if p[0] in merged.other_licences))
     return merged
 
 
@@ -342,28 +360,21 @@ def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> tuple[str | Non
     return (GENERIC_LICENCE if found else None), ()
 
 
-def _licence_of_date(
-    text: str, clauses: _Clauses, m: _Matchers, chosen: _Candidate, dates: list[_Candidate],
-    licence: str, others: tuple[str, ...],
-) -> tuple[str, tuple[str, ...]]:
-    """With several licences named, the expiry date chosen is the licence's named with it: in
-    order after 分别 ("ICP和呼叫中心两张证，分别是明年5月和8月到期"), otherwise the one named last
-    before the date ("ICP证明年5月到期，呼叫中心证8月到期"). That licence becomes the main one."""
-    held = (licence, *others)
+def _owner_of_date(
+    text: str, clauses: _Clauses, m: _Matchers, date_: _Candidate, dates: list[_Candidate], held: tuple[str, ...],
+) -> str | None:
+    """With several licences named, whose expiry a date is: in order after 分别 ("ICP和呼叫中心两张证，
+    分别是明年5月和8月到期"), otherwise the licence named last before it ("ICP证明年5月到期，呼叫中心证8月
+    到期")."""
     mentions = [(s, lid) for s, _, lid in m.licences.find(text) if lid in held]
-    owner = None
-    each = text.find("分别", 0, chosen.start)
+    each = text.find("分别", 0, date_.start)
     if each >= 0:
         order = list(dict.fromkeys(lid for s, lid in mentions if s < each))
         group = [c for c in dates if c.start > each and clauses.start(c.start) == clauses.start(each)]
-        if len(order) == len(group) and chosen in group:
-            owner = order[group.index(chosen)]
-    if owner is None:
-        before = [lid for s, lid in mentions if s < chosen.start]
-        owner = before[-1] if before else None
-    if owner is None or owner == licence:
-        return licence, others
-    return owner, tuple(lid for lid in held if lid != owner)
+        if len(order) == len(group) and date_ in group:
+            return order[group.index(date_)]
+    before = [lid for s, lid in mentions if s < date_.start]
+    return before[-1] if before else None
 
 
 _COMPARED_BEFORE = re.compile(r"(?:跟|和|与|同|比|对比|相比)$")
@@ -1026,10 +1037,12 @@ def _coordinated(text: str, best: _Candidate, candidates: list[_Candidate]) -> l
 
 def _choose_date(
     text: str, all_dates: list[_Candidate], today: date, clauses: _Clauses, says_expired: bool
-) -> _Candidate | None:
+) -> tuple[_Candidate | None, list[_Candidate]]:
+    """The expiry date, and the other expiry dates still to come that the message gives with it
+    (other licences')."""
     candidates = [c for c in all_dates if not _OTHER_EVENT_AFTER.match(text, c.end)]
     if not candidates:
-        return None
+        return None, []
     cued = [(d, c) for c in candidates if (d := _cue_distance(c, text, clauses)) is not None]
     if cued:
         best = min(cued, key=lambda dc: (dc[0], -dc[1].start))[1]
@@ -1038,18 +1051,18 @@ def _choose_date(
         # "去年3月到期后重新申请了，新证2029年3月到期").
         several = [c for d, c in cued if c is best or (d == 0 and not _RANGE_START_AFTER.match(text, c.end))]
         several += _coordinated(text, best, candidates)
-        upcoming = [c for c in several if c.value is not None and c.value >= today]
-        return min(upcoming, key=lambda c: (c.value, c.start)) if upcoming else best
+        upcoming = sorted((c for c in several if c.value is not None and c.value >= today), key=lambda c: (c.value, c.start))
+        return (upcoming[0], upcoming[1:]) if upcoming else (best, [])
 
     # Rule 3: a lone date with no expiry cue in its clause.
     if len(all_dates) != 1 or len(candidates) != 1:
-        return None
+        return None, []
     lone = candidates[0]
     if _OTHER_EVENT.search(clauses.clause(lone.start)) or not _ABOUT_RENEWAL.search(text):
-        return None
+        return None, []
     if lone.value is not None:
         if says_expired and lone.value > today:
-            return None
+            return None, []
         if _NOT_YET_EXPIRED.search(text) and lone.value < today:
-            return None
-    return lone
+            return None, []
+    return lone, []

@@ -119,7 +119,7 @@ def test_json_shape(real_kb):
     assert {"answer", "grounded", "situation", "deadline", "sources", "follow_up", "notice"} <= set(data)
     assert data["situation"] == {"licence": "call-center", "causes": ["materials"], "asked": [], "expires_on": "2027-03-15",
                                  "date_precision": "day", "issued_on": None, "applied": False, "filed": None,
-                                 "preparing": False, "other_licences": []}  # refused
+                                 "preparing": False, "other_licences": [], "other_expiries": []}  # refused
     assert data["deadline"]["status"] == "on_time" and data["deadline"]["apply_by"] == "2026-12-15"
     assert data["sources"][0]["rank"] >= 1 and data["sources"][0]["doc_id"]
     # Each source carries the [n] the answer cites it by (ranks repeat across the chat's searches).

@@ -110,3 +110,10 @@ def test_a_deadline_worry_in_a_conversation_about_a_licence_is_answered(real_kb)
     assert answer.grounded and answer.deadline is not None and answer.situation.licence == "network-culture"
     assert real_kb.ask("那要是过期了呢", conv, today=TODAY).grounded
     assert not real_kb.ask("推荐一家好吃的川菜馆", conv, today=TODAY).grounded
+
+
+def test_each_licence_named_with_its_own_date_gets_its_own_deadline(real_kb):
+    answer = real_kb.ask("ICP证2027年5月10日到期，文网文2027年3月1日到期", Conversation(), today=TODAY)
+    # The culture licence's (30 days ahead) as the main advice, the ICP licence's (90 days) beside it.
+    assert answer.deadline is not None and answer.deadline.apply_by.isoformat() == "2027-01-30"
+    assert "另：您的互联网信息服务业务（ICP，B25）2027年5月10日到期，续期申请最晚须在2027年2月9日前提出" in answer.markdown

@@ -372,6 +372,15 @@ def test_several_licences_with_their_own_expiry_dates(message: str) -> None:
     # the last-named licence and the last date: the call centre's August).
     s = extract(message, TODAY)
     assert (s.licence, s.other_licences, s.expires_on) == ("icp", ("call-center",), D(2027, 5, 1))
+    assert s.other_expiries == (("call-center", D(2027, 8, 1), "8月"),)  # its own date, kept for its own deadline
+    assert merge(s, extract("那ICP证呢", TODAY)).other_expiries == ()  # gone with the other licence
+
+
+def test_other_licences_without_their_own_dates_have_none() -> None:
+    assert extract("我们有IDC和CDN两张证，明年6月到期", TODAY).other_expiries == ()
+    s = extract("ICP证2027年5月10日到期，文网文2027年3月1日到期", TODAY)
+    assert (s.licence, s.expires_on, s.other_expiries) == ("network-culture", D(2027, 3, 1),
+                                                          (("icp", D(2027, 5, 10), ""),))
 
 
 # --------------------------------------------------------------------------------------------
