@@ -104,7 +104,8 @@ def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2, weights: Ma
 # --------------------------------------------------------------------------------------------
 
 
-def vocabulary_label(licence: str) -> str:
+def licence_name(licence: str) -> str:
+    """A licence id's label ("icp" -> 互联网信息服务业务（ICP，B25）), the id itself when unknown."""
     vocabulary = load_vocabulary()
     return vocabulary.licence_label(licence) if licence in vocabulary.licences else licence
 
@@ -176,7 +177,7 @@ def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
         when = (f"还有{other.days_left}天" if other.days_left > 0 else "今天就是最后一天" if other.days_left == 0
                 else f"已过{-other.days_left}天，请尽快联系发证机关")
         expiry = f"约{format_date(expires_on)}（根据“{words}”推算）" if words else format_date(expires_on)
-        lines += ["", md_escape(f"另：您的{vocabulary_label(licence)}{expiry}到期，续期申请最晚须在"
+        lines += ["", md_escape(f"另：您的{licence_name(licence)}{expiry}到期，续期申请最晚须在"
                                 f"{format_date(other.apply_by)}前提出（届满前{other.rule.lead_days}日），{when}。")]
     upcoming = [(day, label) for day, label in deadline.milestones if day >= deadline.today]
     if deadline.status == ON_TIME and upcoming and not situation.applied:
