@@ -327,13 +327,19 @@ def last_ask(text: str) -> str | None:
     return sentences[-1] if len(sentences) >= 2 else None
 
 
+_TERMS_CACHE_SIZE = 512  # cause queries are licence x cause (~100); the rest are one-off
+
+
 def _terms(kb: KnowledgeBase, query: str, cached: bool) -> tuple[str, ...]:
     """Query terms for condensing. Cause queries are a fixed set (licence x cause), so their
-    jieba tokenisation is kept on the KnowledgeBase instance (bounded, dropped with it)."""
+    jieba tokenisation is kept on the KnowledgeBase instance (dropped with it, and emptied when it
+    reaches _TERMS_CACHE_SIZE: a message query with the licence name in front lands here too)."""
     if not cached:
         return tuple(kb.tokenizer.query_terms(query).tokens)
     cache: dict[str, tuple[str, ...]] = kb.__dict__.setdefault("_chat_terms", {})
     if query not in cache:
+        if len(cache) >= _TERMS_CACHE_SIZE:
+            cache.clear()
         cache[query] = tuple(kb.tokenizer.query_terms(query).tokens)
     return cache[query]
 
@@ -349,12 +355,17 @@ def _compose(kb: KnowledgeBase, text: str, situation: Situation, today: date, ra
     # its IDF; in a cause group the user's own words that the cause query lacks weigh triple, so
     # "注册地址变了" picks the address-change sentence of the company-changes passage.
     own = _terms(kb, text, cached=False)
-    terms = {g.label: _terms(kb, g.query, cached=g.query != text) + (own if g.query != text else ()) for g in groups}
-    idf = term_weights(kb.index.bm25, {t for ts in terms.values() for t in ts})
-    weights = {}
+    terms: dict[str, tuple[str, ...]] = {}
+    specific: dict[str, set[str]] = {}
     for g in groups:
-        specific = set(own) - set(_terms(kb, g.query, cached=True)) if g.query != text else set()
-        weights[g.label] = {t: w * (OWN_WORD_WEIGHT if t in specific else 1.0) for t, w in idf.items()}
+        if g.query == text:
+            terms[g.label], specific[g.label] = own, set()
+        else:
+            query_terms = _terms(kb, g.query, cached=True)
+            terms[g.label], specific[g.label] = query_terms + own, set(own) - set(query_terms)
+    idf = term_weights(kb.index.bm25, {t for ts in terms.values() for t in ts})
+    weights = {label: {t: w * (OWN_WORD_WEIGHT if t in words else 1.0) for t, w in idf.items()}
+               for label, words in specific.items()}
     follow_up = sections.follow_up_questions(situation)
     turn = _Turn(text, situation, deadline, groups, hits, follow_up, terms=terms)
     turn.head = "\n\n".join(

@@ -88,14 +88,14 @@ class Settings:
     confidence_dense_floor: float = 0.78
     confidence_dense_ceiling: float = 0.90
     # The chat answers a message that names no licence and no renewal word (kb/data/scope.yaml) only
-    # when its best passage reaches min_confidence. `kb eval --calibrate` (1401 on-topic, 110 off-topic
-    # messages): 0.80 answers 1/110 off-topic and refuses 3/1401 on-topic; lowest error sum on tune
-    # (0.75: 2/110 answered, 1/1401 refused).
+    # when its best passage reaches min_confidence. `kb eval --calibrate` (1461 on-topic, 110 off-topic
+    # messages, 2026-11-30): 0.80 answers 0/110 off-topic and refuses 2/1461 on-topic; lowest error
+    # sum on tune (earlier, on 1401: 1/110 and 3/1401; at 0.75, 2/110 and 1/1401).
     min_confidence: float = 0.80
     # The same for a follow-up in a conversation that already has a licence, cause or date: there a
     # refused real question costs more than an answered aside (which still cites only passages above
-    # cite_min_confidence). From the same calibration: at 0.75, 2/110 off-topic messages are answered
-    # and 1/1401 on-topic refused; 「重新提交以后大概多久能审下来」 (0.76) was refused after
+    # cite_min_confidence). From the calibration on 1401: at 0.75, 2/110 off-topic messages were
+    # answered and 1/1401 on-topic refused; 「重新提交以后大概多久能审下来」 (0.76) was refused after
     # 「呼叫中心证续期被驳回了，说材料不齐」.
     context_min_confidence: float = 0.75
     # The chat cites a retrieved passage only at or above this confidence (its own query's).

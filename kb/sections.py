@@ -104,12 +104,6 @@ def condense(hit: Hit, terms: Sequence[str], max_sentences: int = 2, weights: Ma
 # --------------------------------------------------------------------------------------------
 
 
-def licence_name(licence: str) -> str:
-    """A licence id's label ("icp" -> 互联网信息服务业务（ICP，B25）), the id itself when unknown."""
-    vocabulary = load_vocabulary()
-    return vocabulary.licence_label(licence) if licence in vocabulary.licences else licence
-
-
 def licence_label(situation: Situation, vocabulary: Vocabulary) -> str | None:
     if situation.licence is None or situation.licence not in vocabulary.licences:
         return None
@@ -171,13 +165,16 @@ def deadline_section(deadline: Deadline | None, situation: Situation) -> str:
         if deadline.status == EXPIRED:
             advice += "如果这期间已经续过期，请把新证上的到期日告诉我，我会重新计算。"
     lines = ["### 时间提醒", "", md_escape(advice)]
+    vocabulary = load_vocabulary()
     for licence, expires_on, words in situation.other_expiries:
         # Another licence the user named with its own date: its own deadline, by its own rule.
+        if licence not in vocabulary.licences:
+            continue
         other = compute(expires_on, deadline.today, licence)
         when = (f"还有{other.days_left}天" if other.days_left > 0 else "今天就是最后一天" if other.days_left == 0
                 else f"已过{-other.days_left}天，请尽快联系发证机关")
         expiry = f"约{format_date(expires_on)}（根据“{words}”推算）" if words else format_date(expires_on)
-        lines += ["", md_escape(f"另：您的{licence_name(licence)}{expiry}到期，续期申请最晚须在"
+        lines += ["", md_escape(f"另：您的{vocabulary.licence_label(licence)}{expiry}到期，续期申请最晚须在"
                                 f"{format_date(other.apply_by)}前提出（届满前{other.rule.lead_days}日），{when}。")]
     upcoming = [(day, label) for day, label in deadline.milestones if day >= deadline.today]
     if deadline.status == ON_TIME and upcoming and not situation.applied:

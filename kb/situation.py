@@ -95,7 +95,8 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     matchers = _matchers(vocabulary or load_vocabulary())
     clauses = _Clauses(text)
 
-    licence, other_licences = _find_licence(text, clauses, matchers)
+    named = matchers.licences.find(text)  # (start, end, licence id) of every licence name
+    licence, other_licences = _find_licence(text, clauses, named)
     keywords = matchers.causes.find(text)
     mentions = _find_causes(text, clauses, keywords)  # (position, cause id), expired excluded
     expired_at = _expired_keyword(text, clauses, keywords)
@@ -109,12 +110,12 @@ def extract(message: str, today: date, vocabulary: Vocabulary | None = None) -> 
     other_expiries: tuple[tuple[str, date, str], ...] = ()
     if chosen is not None and other_licences:
         held = (licence, *other_licences)
-        owner = _owner_of_date(text, clauses, matchers, chosen, dates, held)
+        owner = _owner_of_date(text, clauses, named, chosen, dates, held)
         if owner is not None and owner != licence:
             licence, other_licences = owner, tuple(lid for lid in held if lid != owner)
         pairs = {}
         for c in alternatives:
-            lid = _owner_of_date(text, clauses, matchers, c, dates, held)
+            lid = _owner_of_date(text, clauses, named, c, dates, held)
             if lid is not None and lid != licence and c.value is not None:
                 pairs.setdefault(lid, (c.value, "" if c.precision == "day" else said.get(c.text, c.text)))
         other_expiries = tuple((lid, day, words) for lid, (day, words) in pairs.items())
@@ -344,13 +345,15 @@ def _negated(text: str, clauses: _Clauses, start: int, end: int, *, denial_after
 # --------------------------------------------------------------------------------------------
 
 
-def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> tuple[str | None, tuple[str, ...]]:
+def _find_licence(
+    text: str, clauses: _Clauses, named: list[tuple[int, int, str]]
+) -> tuple[str | None, tuple[str, ...]]:
     """The last specific licence mentioned (users switch: "那ICP证呢"), and the user's other ones
     named in the same message; the generic VATS licence only when nothing more specific is named;
     negated mentions ("不是ICP证") are skipped, and so is a licence the user only compares theirs
     with ("EDI证快到期了，续期跟ICP规则一样吗" is about the EDI licence) unless no other is named."""
     # Only a negator before the name counts: "呼叫中心证没问题" still names the licence.
-    found = [(s, e, lid) for s, e, lid in m.licences.find(text) if not _negated(text, clauses, s, e, denial_after=False)]
+    found = [(s, e, lid) for s, e, lid in named if not _negated(text, clauses, s, e, denial_after=False)]
     specific = [(s, e, lid) for s, e, lid in found if lid != GENERIC_LICENCE]
     own = [lid for s, e, lid in specific if not _compared_with(text, s, e)]
     if own or specific:
@@ -361,12 +364,13 @@ def _find_licence(text: str, clauses: _Clauses, m: _Matchers) -> tuple[str | Non
 
 
 def _owner_of_date(
-    text: str, clauses: _Clauses, m: _Matchers, date_: _Candidate, dates: list[_Candidate], held: tuple[str, ...],
+    text: str, clauses: _Clauses, named: list[tuple[int, int, str]], date_: _Candidate, dates: list[_Candidate],
+    held: tuple[str, ...],
 ) -> str | None:
     """With several licences named, whose expiry a date is: in order after 分别 ("ICP和呼叫中心两张证，
     分别是明年5月和8月到期"), otherwise the licence named last before it ("ICP证明年5月到期，呼叫中心证8月
     到期")."""
-    mentions = [(s, lid) for s, _, lid in m.licences.find(text) if lid in held]
+    mentions = [(s, lid) for s, _, lid in named if lid in held]
     each = text.find("分别", 0, date_.start)
     if each >= 0:
         order = list(dict.fromkeys(lid for s, lid in mentions if s < each))
@@ -931,10 +935,11 @@ _OTHER_EVENT = re.compile(
     r"提交|递交|申请|驳回|拒绝|不予|受理|审核|审批|核查|检查|通知|下证|发证|颁发|签发|取得|拿到|拿证|获得|成立|"
     r"注册|变更|年报|开会|会议|补正|整改|处罚|约谈|面谈|上报|办理|去办|打电话|来电|批准|报送|退回|打回|被拒|没通过|未通过"
 )
-_RANGE_START_AFTER = re.compile(r" ?(?:至|到|~|—|-|－) ?[0-9〇○零一二三四五六七八九]")
+_RANGE_DASH = r"(?:至|到|~|—|-|－)"
+_RANGE_START_AFTER = re.compile(rf" ?{_RANGE_DASH} ?[0-9〇○零一二三四五六七八九]")
 # Dates joined by a conjunction share the expiry word after the last one ("5月和8月到期").
 _CONJUNCTION = re.compile(r"^ ?(?:和|与|及|跟|、|或|/) ?$")
-_RANGE_END_BEFORE = re.compile(r"(?:至|到|~|—|-|－) ?$")
+_RANGE_END_BEFORE = re.compile(rf"{_RANGE_DASH} ?$")
 _ABOUT_RENEWAL = re.compile(r"续期|续证|续办|延续|换证|许可|有效期|到期|过期|届满|失效|证(?!明)")
 _NOT_YET_EXPIRED = re.compile(r"(?:快要|就要|将要|即将|马上|快|还没有?|尚未|还未|没有?) ?(?:到期|过期|失效|届满)")
 
